@@ -78,6 +78,8 @@ class DeliveryError(BotError):
             "token_revoked",
             "account_inactive",
             "user_not_in_channel",
+            "used_url",
+            "expired_url",
         }
     )
 
