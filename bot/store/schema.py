@@ -1,0 +1,254 @@
+"""Tables of the store and their numbered migrations, recorded in ``schema_migrations``.
+
+The module-level ``Table`` objects describe the current schema (``SCHEMA_VERSION``); other store
+modules and ``bot/store/digests.py`` import them from here. Migrations are append-only: once
+released, a migration's body never changes. When migration N+1 alters a table, give migration 1 a
+frozen copy of the old definitions before editing the tables below.
+
+``UTCDateTime`` stores tz-aware datetimes and always returns aware UTC ones, on SQLite too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from bot.errors import SchemaError
+from bot.store.engine import transaction
+
+MIGRATE_HINT = "run `python -m bot migrate`"
+_PG_MIGRATE_LOCK = 0x50504D49  # pg_advisory_xact_lock key for migrations ("PPMI")
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A ``TIMESTAMP WITH TIME ZONE`` that accepts only aware datetimes and returns aware UTC ones.
+
+    SQLite has no time zone type, so values are stored as naive UTC text there (which also keeps
+    lexicographic comparisons correct).
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"expected a timezone-aware datetime, got {value!r}")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = sa.MetaData()
+
+schema_migrations = sa.Table(
+    "schema_migrations",
+    metadata,
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+papers = sa.Table(
+    "papers",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("version", sa.Integer),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("abstract", sa.Text, nullable=False),
+    sa.Column("authors", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("categories", sa.Text, nullable=False, server_default="[]"),  # JSON list, primary first
+    sa.Column("primary_category", sa.Text),
+    sa.Column("announced", sa.Date),
+    sa.Column("published", UTCDateTime),
+    sa.Column("updated", UTCDateTime),
+    sa.Column("comment", sa.Text),
+    sa.Column("journal_ref", sa.Text),
+    sa.Column("doi", sa.Text),
+    sa.Column("announce_type", sa.Text),
+    sa.Column("hf_upvotes", sa.Integer),
+    sa.Column("hf_repo", sa.Text),
+    sa.Column("hf_keywords", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("hf_date", sa.Date),
+    sa.Column("sources", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("first_seen", UTCDateTime, nullable=False),
+    sa.Column("last_changed", UTCDateTime, nullable=False),
+    sa.Index("ix_papers_seq", "seq", unique=True),
+    sa.Index("ix_papers_first_seen", "first_seen"),
+)
+
+digest_runs = sa.Table(
+    "digest_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("window_start", UTCDateTime),
+    sa.Column("window_end", UTCDateTime),
+    sa.Column("parent_ts", sa.Text),
+    sa.Column("note", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.UniqueConstraint("channel", "day", name="uq_digest_runs_channel_day"),
+    sqlite_autoincrement=True,
+)
+
+digest_messages = sa.Table(
+    "digest_messages",
+    metadata,
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("digest_runs.id"), nullable=False),
+    sa.Column("chunk", sa.Integer, nullable=False),  # 0 = the parent message
+    sa.Column("state", sa.Text, nullable=False),  # pending | posted | failed
+    sa.Column("payload", sa.Text, nullable=False),  # JSON of the rendered message
+    sa.Column("ts", sa.Text),
+    sa.Column("posted_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.PrimaryKeyConstraint("run_id", "chunk", name="pk_digest_messages"),
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("paper_id", sa.Text, nullable=False),
+    sa.Column("run_id", sa.Integer, sa.ForeignKey("digest_runs.id"), nullable=False),
+    sa.Column("chunk", sa.Integer, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),  # pending | posted
+    sa.Column("message_ts", sa.Text),
+    sa.PrimaryKeyConstraint("channel", "paper_id", name="pk_outbox"),  # a paper goes to a channel once, ever
+    sa.Index("ix_outbox_run", "run_id", "chunk"),
+)
+
+keyword_edits = sa.Table(
+    "keyword_edits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("kind", sa.Text, nullable=False),  # keyword | exclude
+    sa.Column("keyword", sa.Text, nullable=False),
+    sa.Column("action", sa.Text, nullable=False),  # add | remove
+    sa.Column("user_id", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_keyword_edits_channel", "channel", "id"),
+    sqlite_autoincrement=True,
+)
+
+seen_events = sa.Table(
+    "seen_events",
+    metadata,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_seen_events_at", "at"),
+)
+
+search_sessions = sa.Table(
+    "search_sessions",
+    metadata,
+    sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("channel", sa.Text, nullable=False),
+    sa.Column("user_id", sa.Text),
+    sa.Column("query", sa.Text, nullable=False),
+    sa.Column("thread_ts", sa.Text),
+    sa.Column("next_offset", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_search_sessions_created_at", "created_at"),
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+def _m1_initial(conn: Connection) -> None:
+    tables = [papers, digest_runs, digest_messages, outbox, keyword_edits, seen_events, search_sessions]
+    metadata.create_all(conn, tables=tables, checkfirst=False)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial tables", _m1_initial),)
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def _versions(conn: Connection) -> list[int] | None:
+    """Applied versions, ascending; None when there is no ``schema_migrations`` table."""
+    if not sa.inspect(conn).has_table("schema_migrations"):
+        return None
+    return list(conn.scalars(sa.select(schema_migrations.c.version).order_by(schema_migrations.c.version)))
+
+
+def schema_version(engine: Engine) -> int:
+    """The highest applied migration, 0 for a blank database."""
+    with transaction(engine, write=False) as conn:
+        versions = _versions(conn)
+    return versions[-1] if versions else 0
+
+
+def migrate(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+    """Apply the missing migrations, each in its own transaction; return the versions applied.
+
+    Safe to run twice, and from two processes at once: each step holds the database write lock
+    (SQLite ``BEGIN IMMEDIATE``) or a transaction-scoped advisory lock (PostgreSQL) and re-reads
+    the applied versions under it. A failing migration is rolled back and leaves its version unapplied.
+
+    Raises:
+        SchemaError: the database is newer than this code.
+    """
+    code_version = migrations[-1].version if migrations else 0
+    applied: list[int] = []
+    while True:
+        with transaction(engine, write=True) as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATE_LOCK)))
+            schema_migrations.create(conn, checkfirst=True)
+            done = set(_versions(conn) or ())
+            if done and max(done) > code_version:
+                raise SchemaError(
+                    f"database schema is at version {max(done)}, newer than this code's {code_version}: "
+                    "deploy the newer code"
+                )
+            pending = [m for m in migrations if m.version not in done]
+            if not pending:
+                return applied
+            step = pending[0]
+            step.apply(conn)
+            conn.execute(
+                schema_migrations.insert().values(version=step.version, name=step.name, applied_at=datetime.now(UTC))
+            )
+            applied.append(step.version)
+
+
+def check_schema(engine: Engine, expected: int = SCHEMA_VERSION) -> None:
+    """Raise unless the database schema is exactly at ``expected``.
+
+    Raises:
+        SchemaError: the schema is missing, older than the code (the message says to migrate) or newer.
+    """
+    with transaction(engine, write=False) as conn:
+        versions = _versions(conn)
+    if not versions:
+        raise SchemaError(f"database has no Paperboy schema (this code needs version {expected}): {MIGRATE_HINT}")
+    current = versions[-1]
+    if current < expected:
+        raise SchemaError(f"database schema is at version {current}, this code needs {expected}: {MIGRATE_HINT}")
+    if current > expected:
+        raise SchemaError(
+            f"database schema is at version {current}, newer than this code's {expected}: deploy the newer code"
+        )
