@@ -29,15 +29,15 @@ def split_arxiv_id(raw: str) -> tuple[str, int | None]:
     text = re.sub(r"^https?://(?:export\.)?arxiv\.org/(?:abs|pdf)/", "", text)
     version: int | None = None
     m = _VERSION_RE.match(text)
-    if m and ARXIV_ID_RE.match(m.group("base")):
+    if m and ARXIV_ID_RE.fullmatch(m.group("base")):
         text, version = m.group("base"), int(m.group("version"))
-    if not ARXIV_ID_RE.match(text):
+    if not ARXIV_ID_RE.fullmatch(text):
         raise ValueError(f"not an arXiv id: {raw!r}")
     return text, version
 
 
 def is_arxiv_id(paper_id: str) -> bool:
-    return bool(ARXIV_ID_RE.match(paper_id))
+    return bool(ARXIV_ID_RE.fullmatch(paper_id))
 
 
 @dataclass(frozen=True, slots=True)
