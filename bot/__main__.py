@@ -1,0 +1,166 @@
+"""Composition root: ``python -m bot`` starts the Slack worker; ``python -m bot COMMAND`` runs the CLI.
+
+This is the one module that imports both sides (``bot`` and ``handlers``/``slack_bolt``). Start-up
+order: settings and tokens -> refuse ephemeral SQLite on a PaaS -> store (schema check) -> search
+index -> Slack auth -> Bolt app and listeners -> Socket Mode -> scheduler and catch-up. A missing or
+invalid token, or an outdated schema, exits non-zero with one clear line.
+
+SIGTERM: stop taking new work, let the post in flight finish, close the socket, exit 0 within 25 s.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from types import FrameType
+
+from slack_bolt import App
+from slack_sdk import WebClient
+
+import handlers
+from bot.cli import build_index, open_store
+from bot.cli import main as cli_main
+from bot.delivery import SlackDelivery
+from bot.errors import BotError, ConfigError
+from bot.jobs import Core, run_due_digests
+from bot.scheduler import build_scheduler
+from bot.services import Services
+from bot.settings import load_settings, load_slack_tokens, paas_name
+from handlers.socket import Watchdog, connect
+
+log = logging.getLogger("paperboy")
+STOP_DEADLINE_S = 25.0
+_SECRET_RE = re.compile(r"\b(xox[abprs]-|xapp-|hf_)[A-Za-z0-9-]+")
+
+
+class _Redact(logging.Filter):
+    """Never let a token reach the logs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = _SECRET_RE.sub(r"\1***", record.getMessage())
+        record.args = ()
+        return True
+
+
+def setup_logging(env: Mapping[str, str]) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_Redact())
+    logging.basicConfig(level=env.get("LOG_LEVEL", "INFO").upper(), handlers=[handler], force=True)
+    for noisy in ("slack_sdk", "slack_bolt", "apscheduler", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    try:
+        return float(env.get(name, default))
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {env.get(name)!r}") from None
+
+
+def run(env: Mapping[str, str] = os.environ) -> int:
+    """Start the worker and block until SIGTERM/SIGINT or a dead socket; returns the exit status."""
+    settings = load_settings(env=env)
+    tokens = load_slack_tokens(env)
+    if (paas := paas_name(env)) and not settings.database_from_env and env.get("ALLOW_EPHEMERAL_SQLITE") != "1":
+        raise ConfigError(
+            f"{paas} is set, so this looks like a PaaS with an ephemeral disk, and DATABASE_URL is not set: "
+            "the SQLite file would be lost on every restart (and papers reposted). Attach PostgreSQL and set "
+            "DATABASE_URL, or set ALLOW_EPHEMERAL_SQLITE=1 if the disk is really persistent."
+        )
+    store = open_store(settings)
+    index = build_index(store, quiet=True)
+    log.info("index ready: %d papers", len(index))
+    delivery = SlackDelivery(tokens.bot_token, base_url=settings.slack_api_url)
+    auth = delivery.auth_test()  # AuthError on a bad bot token
+    owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+    lease = timedelta(seconds=_env_float(env, "PAPERBOY_DIGEST_LEASE_S", 120))
+    core = Core(settings=settings, store=store, index=index, delivery=delivery, owner=owner, lease=lease)
+    services = Services(core=core, bot_user_id=str(auth.get("user_id", "")))
+
+    client = WebClient(token=tokens.bot_token, base_url=settings.slack_api_url)
+    app = App(client=client, listener_executor=ThreadPoolExecutor(32, thread_name_prefix="bolt"))
+    handlers.register(app, services)
+    socket_handler = connect(app, tokens.app_token)
+    watchdog = Watchdog(
+        socket_handler,
+        stale_after=_env_float(env, "PAPERBOY_SOCKET_STALE_S", 60),
+        give_up_after=_env_float(env, "PAPERBOY_SOCKET_GIVE_UP_S", 600),
+        check_every=_env_float(env, "PAPERBOY_SOCKET_CHECK_S", 5),
+    ).start()
+    log.info("connected to Slack as %s; %d channel(s) configured", auth.get("user", "?"), len(settings.channels))
+
+    def wake() -> None:
+        if not core.stopping.is_set():
+            run_due_digests(core)
+
+    scheduler = build_scheduler(settings, wake)
+    scheduler.start()
+    threading.Thread(target=wake, name="catch-up", daemon=True).start()  # today's digest, if due and not posted
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: finishing the post in flight, then exiting", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    while not stop.wait(1.0):
+        if watchdog.failed.is_set():
+            break
+    return _shutdown(core, services, scheduler, socket_handler, watchdog, failed=watchdog.failed.is_set())
+
+
+def _shutdown(
+    core: Core, services: Services, scheduler: object, socket_handler: object, watchdog: Watchdog, *, failed: bool
+) -> int:
+    """Stop taking work, wait (bounded) for the digest in flight, close the socket. Exit code 0 unless failed."""
+    code = 3 if failed else 0
+    killer = threading.Timer(STOP_DEADLINE_S, lambda: os._exit(code))
+    killer.daemon = True
+    killer.start()
+    core.stopping.set()
+    watchdog.stop()
+    scheduler.shutdown(wait=False)  # type: ignore[attr-defined]
+    services.work.shutdown(wait=False, cancel_futures=True)
+    if core.digest_lock.acquire(timeout=STOP_DEADLINE_S - 5):  # the post in flight finishes first
+        core.digest_lock.release()
+    try:
+        socket_handler.close()  # type: ignore[attr-defined]
+    except Exception:
+        log.exception("closing the socket failed")
+    if failed:
+        log.error("exiting non-zero: the Slack socket could not be kept alive")
+    return code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging(os.environ)
+    if argv and argv[0] not in ("run",):
+        return cli_main(argv)
+    if argv[1:] and argv[1] in ("-h", "--help"):
+        print("usage: python -m bot [run]\n\nStart the Slack worker (Socket Mode, scheduler, archive).")
+        return 0
+    try:
+        return run()
+    except BotError as exc:
+        log.error("%s", " ".join(str(exc).split()))
+        return 1
+    except Exception:
+        log.exception("start-up failed")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
