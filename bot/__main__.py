@@ -103,7 +103,7 @@ def run(env: Mapping[str, str] = os.environ) -> int:
         if not core.stopping.is_set():
             run_due_digests(core)
 
-    scheduler = build_scheduler(settings, wake)
+    scheduler = build_scheduler(settings, wake, sweep_seconds=_env_float(env, "PAPERBOY_SWEEP_S", 60))
     scheduler.start()
     threading.Thread(target=wake, name="catch-up", daemon=True).start()  # today's digest, if due and not posted
 

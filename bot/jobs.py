@@ -185,15 +185,16 @@ def _run_digest(core: Core, ch: ChannelConfig, day: date, *, force: bool) -> Dig
             dg.release(engine, run.id, core.owner, retry_at=now + RETRY_EVERY, note=note)
             log.info("digest %s %s: waiting (%s)", ch.channel, day, note)
             return DigestOutcome(ch.channel, day, dg.WAITING, note=note)
-        if not _plan(core, ch, run, results, now):
+        if not _plan(core, ch, run, results, core.clock()):
             return DigestOutcome(ch.channel, day, "busy")
     return _post(core, ch, run.id, day)
 
 
 def _plan(core: Core, ch: ChannelConfig, run: dg.DigestRun, results: Sequence[FetchResult], now: datetime) -> bool:
     engine = core.store.engine
+    end = now + timedelta(microseconds=1)  # papers stored at `now` belong to this window
     start = dg.last_window_end(engine, ch.channel) or now - timedelta(hours=36)
-    papers = candidates(core, ch.channel, run.day, start, now)
+    papers = candidates(core, ch.channel, run.day, start, end)
     matches = find_matches(core, ch, papers)
     wanted = set(core.settings.categories)
     new_counts = Counter(c for p in papers for c in p.categories[:1] if c in wanted)
@@ -208,7 +209,7 @@ def _plan(core: Core, ch: ChannelConfig, run: dg.DigestRun, results: Sequence[Fe
     )
     messages = [plan.parent, *plan.thread]
     final = _final_state(results, len(matches))
-    return dg.plan(engine, run, core.owner, messages, window_start=start, window_end=now, final_state=final)
+    return dg.plan(engine, run, core.owner, messages, window_start=start, window_end=end, final_state=final)
 
 
 def _final_state(results: Sequence[FetchResult], matched: int) -> str:

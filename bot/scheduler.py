@@ -23,7 +23,7 @@ from bot.settings import ChannelConfig, Settings
 log = logging.getLogger(__name__)
 
 MISFIRE_GRACE_S = 3 * 3600
-SWEEP_MINUTES = 5
+SWEEP_SECONDS = 60.0
 
 
 def channel_trigger(ch: ChannelConfig) -> CronTrigger:
@@ -55,8 +55,10 @@ def _on_event(event: JobExecutionEvent) -> None:
         log.error("scheduled job %s failed", event.job_id, exc_info=event.exception)
 
 
-def build_scheduler(settings: Settings, wake: Callable[[], object]) -> BackgroundScheduler:
-    """A BackgroundScheduler calling ``wake()`` at every channel's slot and every few minutes."""
+def build_scheduler(
+    settings: Settings, wake: Callable[[], object], *, sweep_seconds: float = SWEEP_SECONDS
+) -> BackgroundScheduler:
+    """A BackgroundScheduler calling ``wake()`` at every channel's slot and every ``sweep_seconds``."""
     scheduler = BackgroundScheduler(
         timezone=settings.timezone,
         executors={"default": ThreadPoolExecutor(2)},
@@ -64,6 +66,6 @@ def build_scheduler(settings: Settings, wake: Callable[[], object]) -> Backgroun
     )
     for ch in settings.channels:
         scheduler.add_job(wake, channel_trigger(ch), id=f"digest:{ch.channel}", replace_existing=True)
-    scheduler.add_job(wake, IntervalTrigger(minutes=SWEEP_MINUTES), id="sweep", replace_existing=True)
+    scheduler.add_job(wake, IntervalTrigger(seconds=sweep_seconds), id="sweep", replace_existing=True)
     scheduler.add_listener(_on_event, EVENT_JOB_MISSED | EVENT_JOB_ERROR)
     return scheduler

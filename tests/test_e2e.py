@@ -114,7 +114,7 @@ def test_kill_9_mid_digest_then_restart_posts_each_paper_once(
 ) -> None:
     papers = news(40)
     serve_announcement(sources, papers)
-    lease = {"PAPERBOY_DIGEST_LEASE_S": "5"}
+    lease = {"PAPERBOY_DIGEST_LEASE_S": "5", "PAPERBOY_SWEEP_S": "2"}
     bot = BotProcess(tmp_path, slack, sources, channels=[channel_config(max_papers=5)], extra_env=lease).start()
     bots.append(bot)
     wait_for(lambda: [c for c in slack.calls("chat.postMessage") if c.answered], 60, "the first post", bot)
@@ -222,4 +222,4 @@ def test_sigterm_exits_zero_quickly(tmp_path: Path, slack: FakeSlack, sources: F
     bot.kill(signal.SIGTERM)
     assert bot.wait(30) == 0
     assert time.monotonic() - started < 25
-    wait_for(lambda: slack.connection_count() == 0, 10, "the socket to close")
+    wait_for(lambda: slack.connection_count == 0, 10, "the socket to close")

@@ -8,6 +8,7 @@ and resuming it with a second worker (a new owner) once the first one's lease ha
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
@@ -140,7 +141,9 @@ def test_post_accepted_but_response_lost_is_reconciled_not_reposted(
     later = make_core(store, slack, sources, owner="w2")
     run = dg.get_run(store.engine, CHANNEL, first.day)
     assert run is not None and run.lease_until is not None
-    (second,) = run_due_digests(later, now=run.lease_until + timedelta(seconds=1))
+    resume_at = run.lease_until + timedelta(seconds=1)
+    later.clock = lambda: resume_at
+    (second,) = run_due_digests(later, now=resume_at)
     assert second.state == dg.POSTED
     assert len(digests(slack)) == 1
     assert Counter(posted_paper_ids(slack, CHANNEL)) == Counter(p.id for p in news(14))
@@ -161,14 +164,18 @@ def test_permanent_error_in_one_channel_leaves_the_others_alone(
 
 def test_failed_arxiv_waits_then_says_so_never_no_matches(store: Store, slack: FakeSlack, sources: FakeSources) -> None:
     sources.queue("rss", Reply.html(200), Reply.html(200))
-    core = make_core(store, slack, sources)
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    if now.hour == 0 and now.minute < 2:
+        pytest.skip("the slot would fall on the previous day")
+    slot = replace(channel(), time=(now - timedelta(minutes=1)).time())
+    core = make_core(store, slack, sources, channels=(slot,))  # fetch_retry_minutes=60
     (waiting,) = run_due_digests(core)
     assert waiting.state == dg.WAITING and slack.calls("chat.postMessage") == []
-    late = datetime.combine(waiting.day, time(0, 0), tzinfo=UTC) + timedelta(minutes=61)
+    assert run_due_digests(core) == [jobs.DigestOutcome(CHANNEL, waiting.day, "busy")]  # not before its retry time
+    late = now + timedelta(minutes=61)  # past the retry window: say the fetch failed
     core._fetched = None
-    (failed,) = run_due_digests(core, now=max(late, datetime.now(UTC)))
-    if failed.state == dg.WAITING:  # the real clock is still inside the retry window: force the cut-off
-        (failed,) = [run_digest(core, channel(), waiting.day, force=True)]
+    core.clock = lambda: late
+    (failed,) = run_due_digests(core, now=late)
     assert failed.state == dg.SOURCE_FAILED
     (parent,) = digests(slack)
     text = parent["text"] + str(parent["blocks"])
