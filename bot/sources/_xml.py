@@ -1,15 +1,15 @@
 """Safe XML parsing and small text/date helpers shared by the arXiv RSS and API parsers.
 
 Every body goes through ``parse_feed``: it refuses HTML pages, empty bodies, DTDs and entity
-declarations (no expansion, ever: defusedxml with ``forbid_dtd``) and malformed or truncated XML,
-always as ``FeedFormatError`` naming the source.
+declarations (no expansion, ever: defusedxml with ``forbid_dtd``), malformed or truncated XML and
+unknown or unsupported declared encodings, always as ``FeedFormatError`` naming the source.
 """
 
 from __future__ import annotations
 
 import email.utils
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from xml.etree.ElementTree import Element, ParseError
 
 import defusedxml.ElementTree as SafeET
@@ -25,6 +25,11 @@ OPENSEARCH = "{http://a9.com/-/spec/opensearch/1.1/}"
 # arXiv taxonomy codes (cs.AI, math.GT, hep-th, astro-ph.GA); ACM/MSC codes do not match.
 CATEGORY_RE = re.compile(r"^[a-z][a-z-]*(?:\.[A-Za-z][A-Za-z-]*)?$")
 _WS = re.compile(r"\s+")
+# NUL and other control characters (PostgreSQL refuses NUL in text; none belong in a title), and lone
+# surrogates (JSON can carry "\ud800"; no database can encode it). Whitespace controls are collapsed.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+MAX_INT = 2**31 - 1  # the largest value the database's INTEGER column holds
 
 
 def looks_like_html(body: bytes, content_type: str = "") -> bool:
@@ -44,6 +49,8 @@ def parse_feed(source: str, body: bytes, content_type: str = "", *, what: str = 
         raise FeedFormatError(source, f"{what} refused: it declares a DTD or entities ({type(exc).__name__})") from exc
     except ParseError as exc:
         raise FeedFormatError(source, f"malformed or truncated XML {what}: {exc}") from exc
+    except (LookupError, ValueError) as exc:  # encoding="U-F-8", "utf-32", "rot13": unknown or unsupported
+        raise FeedFormatError(source, f"XML {what} declares an unusable encoding: {exc}") from exc
 
 
 def text_of(el: Element | None) -> str | None:
@@ -54,8 +61,17 @@ def text_of(el: Element | None) -> str | None:
 
 
 def clean(text: str | None) -> str:
-    """Collapse runs of whitespace (hard-wrapped titles/abstracts) into single spaces."""
-    return _WS.sub(" ", text or "").strip()
+    """Collapse runs of whitespace (hard-wrapped titles/abstracts) into single spaces.
+
+    Control characters are dropped and lone surrogates become U+FFFD, so the text can always be stored.
+    """
+    text = _SURROGATE.sub("\ufffd", _CONTROL.sub("", text or ""))
+    return _WS.sub(" ", text).strip()
+
+
+def sane_version(version: int | None) -> int | None:
+    """A version number that fits the database (``v99999999999`` in a feed is noise, not a version)."""
+    return version if version is not None and 0 <= version <= MAX_INT else None
 
 
 def categories(terms: list[str]) -> tuple[str, ...]:
@@ -69,12 +85,21 @@ def categories(terms: list[str]) -> tuple[str, ...]:
 
 
 def iso_datetime(text: str | None) -> datetime | None:
+    """An aware datetime (a value without an offset is taken as UTC), or None when unparseable.
+
+    Values that cannot be expressed in UTC (``0001-01-01T00:00+14:00``) are None too, so the store
+    never sees a naive or out-of-range datetime.
+    """
     if not text or not text.strip():
         return None
     try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
+        value = datetime.fromisoformat(text.strip())
+        if value.tzinfo is None or value.utcoffset() is None:
+            value = value.replace(tzinfo=UTC)
+        value.astimezone(UTC)  # OverflowError at the edges of the calendar
+    except (ValueError, OverflowError):
         return None
+    return value
 
 
 def rfc822_date(text: str | None) -> date | None:
@@ -83,5 +108,5 @@ def rfc822_date(text: str | None) -> date | None:
         return None
     try:
         return email.utils.parsedate_to_datetime(text.strip()).date()
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None

@@ -17,7 +17,17 @@ from xml.etree.ElementTree import Element
 
 from bot.errors import ConfigError, FeedFormatError, SourceError
 from bot.models import Paper, split_arxiv_id
-from bot.sources._xml import ARXIV, ATOM, CATEGORY_RE, OPENSEARCH, categories, clean, iso_datetime, parse_feed
+from bot.sources._xml import (
+    ARXIV,
+    ATOM,
+    CATEGORY_RE,
+    OPENSEARCH,
+    categories,
+    clean,
+    iso_datetime,
+    parse_feed,
+    sane_version,
+)
 from bot.sources.http import HttpClient
 
 SOURCE = "arxiv"
@@ -44,8 +54,8 @@ class ApiPage:
 
 def _entry_paper(entry: Element) -> Paper | None:
     m = _ABS_URL.match(clean(entry.findtext(f"{ATOM}id")))
-    title = entry.findtext(f"{ATOM}title")
-    if m is None or title is None:
+    title = clean(entry.findtext(f"{ATOM}title"))
+    if m is None or not title:
         return None
     try:
         paper_id, version = split_arxiv_id(m.group("id"))
@@ -58,11 +68,11 @@ def _entry_paper(entry: Element) -> Paper | None:
     authors = (clean(a.findtext(f"{ATOM}name")) for a in entry.findall(f"{ATOM}author"))
     return Paper(
         id=paper_id,
-        title=clean(title),
+        title=title,
         abstract=clean(entry.findtext(f"{ATOM}summary")),
         authors=tuple(a for a in authors if a),
         categories=categories(terms),
-        version=version,
+        version=sane_version(version),
         published=iso_datetime(entry.findtext(f"{ATOM}published")),
         updated=iso_datetime(entry.findtext(f"{ATOM}updated")),
         comment=clean(entry.findtext(f"{ARXIV}comment")) or None,
@@ -211,8 +221,16 @@ def enrich(
     """Cross-check announced papers against the API and add what the feed lacks (dates, comment, DOI).
 
     Papers the API does not return are kept unchanged; announcement fields are never overwritten.
+
+    Raises:
+        SourceError: the API returned none of the announced papers. The feed showed a normal
+            announcement, so an empty answer is an API glitch to retry, not "no papers"
+            (reliability.md F-SRC3); the daily digest itself does not call this.
     """
-    api = {p.id: p for p in fetch_ids([p.id for p in papers if p.is_arxiv], api_url, client=client)}
+    wanted = [p.id for p in papers if p.is_arxiv]
+    api = {p.id: p for p in fetch_ids(wanted, api_url, client=client)}
+    if wanted and not api:
+        raise SourceError(SOURCE, f"the API returned none of the {len(wanted)} announced papers; retry later")
     out = []
     for p in papers:
         a = api.get(p.id)

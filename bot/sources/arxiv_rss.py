@@ -16,7 +16,18 @@ from xml.etree.ElementTree import Element
 
 from bot.errors import ConfigError, FeedFormatError, SourceError
 from bot.models import FetchResult, Paper, SourceState, split_arxiv_id
-from bot.sources._xml import ARXIV, ATOM, CATEGORY_RE, DC, categories, clean, iso_datetime, parse_feed, rfc822_date
+from bot.sources._xml import (
+    ARXIV,
+    ATOM,
+    CATEGORY_RE,
+    DC,
+    categories,
+    clean,
+    iso_datetime,
+    parse_feed,
+    rfc822_date,
+    sane_version,
+)
 from bot.sources.http import HttpClient
 
 SOURCE = "arxiv"
@@ -80,19 +91,19 @@ def _paper(item: Element, atom: bool, feed_day: date | None) -> Paper | None:
     desc = _DESCRIPTION.match(f["description"] or "")
     ids = [x for x in (_split(f["guid"]), _split(desc and desc.group("id")), _split(f["link"])) if x]
     kind = clean(item.findtext(f"{ARXIV}announce_type") or (desc and desc.group("type")) or "")
-    if not ids or f["title"] is None or kind not in ANNOUNCE_TYPES:
+    if not ids or not clean(f["title"]) or kind not in ANNOUNCE_TYPES:
         return None
     paper_id = ids[0][0]
     version = next((v for base, v in ids if base == paper_id and v is not None), None)
     abstract = desc.group("abstract") if desc and desc.group("abstract") is not None else (f["description"] or "")
-    authors = [a.strip() for c in item.findall(f"{DC}creator") for a in (c.text or "").split(",")]
+    authors = [clean(a) for c in item.findall(f"{DC}creator") for a in (c.text or "").split(",")]
     return Paper(
         id=paper_id,
         title=clean(f["title"]),
         abstract=clean(abstract),
         authors=tuple(a for a in authors if a),
         categories=categories(f["categories"]),
-        version=version,
+        version=sane_version(version),
         announced=f["day"] or feed_day,
         journal_ref=clean(item.findtext(f"{ARXIV}journal_reference")) or None,
         doi=clean(item.findtext(f"{ARXIV}DOI")) or None,

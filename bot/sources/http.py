@@ -112,7 +112,9 @@ class HttpResponse:
 
 def default_profiles() -> dict[str, SourceProfile]:
     return {
-        "arxiv": SourceProfile(ARXIV_PACER, RetryPolicy(3, (3.0, 10.0, 30.0), 300.0)),
+        # Five retries: a burst of 429s followed by a few 503s (reliability.md T-27) still ends in
+        # success; without Retry-After the waits add up to under four minutes.
+        "arxiv": SourceProfile(ARXIV_PACER, RetryPolicy(5, (3.0, 10.0, 30.0, 60.0, 120.0), 300.0)),
         "huggingface": SourceProfile(HF_PACER, RetryPolicy(2, (5.0, 15.0), 60.0)),
     }
 

@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from bot.errors import FeedFormatError, SourceError
 from bot.models import FetchResult, Paper, SourceState, split_arxiv_id
-from bot.sources._xml import clean, iso_datetime, looks_like_html
+from bot.sources._xml import MAX_INT, clean, iso_datetime, looks_like_html
 from bot.sources.http import HttpClient
 
 SOURCE = "huggingface"
@@ -46,25 +46,25 @@ def _item_paper(item: Any, day: date) -> Paper | None:
         paper_id = split_arxiv_id(paper["id"])[0] if isinstance(paper.get("id"), str) else ""
     except ValueError:
         return None
-    title = _text(paper.get("title"), item.get("title"))
+    title = clean(_text(paper.get("title"), item.get("title")))
     summary = _text(paper.get("summary"), item.get("summary"))
-    if not paper_id or title is None or summary is None:
+    if not paper_id or not title or summary is None:
         return None
     authors = _list(paper.get("authors"))
     names = (a.get("name") for a in authors if isinstance(a, dict))
     upvotes = paper.get("upvotes")
-    repo = paper.get("githubRepo")
+    repo = clean(paper.get("githubRepo")) if isinstance(paper.get("githubRepo"), str) else ""
     keywords = _list(paper.get("ai_keywords"))
     daily = iso_datetime(_text(paper.get("submittedOnDailyAt")))
     return Paper(
         id=paper_id,
-        title=clean(title),
+        title=title,
         abstract=clean(summary),
-        authors=tuple(clean(n) for n in names if isinstance(n, str) and n.strip()),
+        authors=tuple(a for a in (clean(n) for n in names if isinstance(n, str)) if a),
         published=iso_datetime(_text(paper.get("publishedAt"))),
-        hf_upvotes=upvotes if isinstance(upvotes, int) and not isinstance(upvotes, bool) else None,
-        hf_repo=repo if isinstance(repo, str) and repo.startswith("https://") else None,
-        hf_keywords=tuple(clean(k) for k in keywords if isinstance(k, str) and k.strip()),
+        hf_upvotes=upvotes if type(upvotes) is int and 0 <= upvotes <= MAX_INT else None,
+        hf_repo=repo if repo.startswith("https://") and " " not in repo else None,
+        hf_keywords=tuple(k for k in (clean(k) for k in keywords if isinstance(k, str)) if k),
         hf_date=daily.date() if daily else day,
         sources=(SOURCE,),
     )
@@ -80,8 +80,8 @@ def parse_daily_papers(body: bytes, day: date, content_type: str = "") -> DailyP
         raise FeedFormatError(SOURCE, f"got an HTML page instead of JSON for {day}")
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FeedFormatError(SOURCE, f"invalid JSON for {day}: {exc}") from exc
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise FeedFormatError(SOURCE, f"invalid JSON for {day}: {type(exc).__name__}: {exc}"[:300]) from exc
     if not isinstance(data, list):
         raise FeedFormatError(SOURCE, f"expected a JSON array of papers for {day}, got {type(data).__name__}")
     papers: dict[str, Paper] = {}

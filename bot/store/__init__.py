@@ -56,7 +56,7 @@ class Store:
         self.engine.dispose()
 
     def run(self, fn: Callable[[Connection], T], *, write: bool = True) -> T:
-        """Run ``fn(conn)`` in one transaction, retried once on a dropped connection."""
+        """Run ``fn(conn)`` in one transaction, retried on a dropped connection (see ``run_tx``)."""
         return run_tx(self.engine, fn, write=write)
 
     # schema

@@ -1,18 +1,25 @@
 """Database engines for the store: URL normalisation, SQLite/PostgreSQL tuning, transactions and retry.
 
-SQLite runs in WAL mode with a long busy timeout and foreign keys on. The driver's own transaction
-handling is switched off and SQLAlchemy emits ``BEGIN IMMEDIATE`` itself, so a write transaction
+SQLite runs in WAL mode (switched on with retries: see ``_use_wal``) with a long busy timeout and
+foreign keys on. The driver's own transaction handling is switched off and SQLAlchemy emits
+``BEGIN IMMEDIATE`` itself, so a write transaction
 takes the write lock up front and waits (busy timeout) instead of failing with "database is
 locked" when it later upgrades from a read lock. Read-only work uses ``transaction(write=False)``,
 which begins ``DEFERRED`` so readers never wait for writers.
 
-PostgreSQL pings pooled connections before use and recycles them every 5 minutes; ``run_tx``
-retries a unit of work once when the connection was dropped under it.
+PostgreSQL pings pooled connections before use, recycles them every 5 minutes and gives up
+connecting after ``CONNECT_TIMEOUT_S`` (a partitioned network must not hang a thread for ever).
+``run_tx`` retries a unit of work when the connection was dropped under it or the database is briefly
+unreachable (a killed backend, a restart, a failover): always once, and then with a growing pause for
+as long as the first failure is less than ``RETRY_BUDGET_S`` old. Longer outages surface as
+``StoreError``; callers (the scheduler's sweep, the next command) simply try again later.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,6 +37,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
+RETRY_PAUSES = (0.2, 0.5, 1.0, 2.0)  # seconds before the 2nd … 5th attempt
+RETRY_BUDGET_S = 5.0
 _BEGIN_OPTION = "paperboy_sqlite_begin"
 
 
@@ -62,6 +72,8 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     if backend == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
         kwargs.setdefault("pool_recycle", 300)
+        if "connect_timeout" not in parsed.query:
+            kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_S, **kwargs.get("connect_args", {})}
         return sa.create_engine(parsed, **kwargs)
     raise StoreError(f"unsupported database URL scheme {parsed.drivername!r}: use sqlite:/// or postgresql://")
 
@@ -80,7 +92,7 @@ def _sqlite_engine(parsed: sa.URL, **kwargs: Any) -> Engine:
         cur = dbapi_conn.cursor()
         try:
             cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cur.execute("PRAGMA journal_mode = WAL")
+            _use_wal(cur)
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -92,6 +104,22 @@ def _sqlite_engine(parsed: sa.URL, **kwargs: Any) -> Engine:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
+
+
+def _use_wal(cur: sqlite3.Cursor) -> None:
+    """Switch a fresh database to WAL. The switch takes an exclusive lock and SQLite answers "database
+    is locked" at once, without the busy timeout, when several connections open a new file together
+    (two workers or threads starting up), so it is retried here for as long as the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 @contextmanager
@@ -108,6 +136,17 @@ def transaction(engine: Engine, *, write: bool = True) -> Iterator[Connection]:
             yield conn
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """``text`` as every backend can store it: NUL becomes a space (PostgreSQL refuses NUL in text)
+    and a lone surrogate U+FFFD (no database can encode one). Search treats both the same way."""
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub(lambda m: " " if m.group() == "\x00" else "\ufffd", text)
+
+
 def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
     if exc.connection_invalidated:
         return True
@@ -115,25 +154,29 @@ def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
 
 
 def run_tx(engine: Engine, fn: Callable[[Connection], T], *, write: bool = True) -> T:
-    """Run ``fn(conn)`` in a transaction; retry once on a dropped connection or other OperationalError.
+    """Run ``fn(conn)`` in a transaction, retrying on a dropped connection or other OperationalError.
 
-    ``fn`` must be safe to run again (its first transaction was rolled back).
+    The first failure is always retried; later ones while the first is less than ``RETRY_BUDGET_S``
+    old, pausing ``RETRY_PAUSES`` in between. ``fn`` must be safe to run again (its failed
+    transaction was rolled back, or its commit may have happened without us seeing it).
 
     Raises:
-        StoreError: the retry failed too (the database is unreachable or keeps failing).
+        StoreError: the retries failed too (the database is unreachable or keeps failing).
     """
-    for attempt in (1, 2):
+    first_failure: float | None = None
+    for attempt, pause in enumerate((*RETRY_PAUSES, None), start=1):
         try:
             with transaction(engine, write=write) as conn:
                 return fn(conn)
         except sa.exc.DBAPIError as exc:
             if not _is_retryable(exc):
                 raise
-            if attempt == 2:
-                raise StoreError(f"database error after a retry: {_short(exc)}") from exc
-            log.warning("database error, retrying once: %s", _short(exc))
-            if not exc.connection_invalidated:
-                time.sleep(0.2)
+            now = time.monotonic()
+            first_failure = now if first_failure is None else first_failure
+            if pause is None or (attempt > 1 and now - first_failure > RETRY_BUDGET_S):
+                raise StoreError(f"database error after {attempt} attempts: {_short(exc)}") from exc
+            log.warning("database error (attempt %d), retrying in %.1f s: %s", attempt, pause, _short(exc))
+            time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

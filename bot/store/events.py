@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
-from bot.store.engine import run_tx
+from bot.store.engine import run_tx, storable
 from bot.store.schema import search_sessions, seen_events
 
 
@@ -67,7 +67,7 @@ def save_search_session(
         id=session_id or secrets.token_urlsafe(12),
         channel=channel,
         user_id=user_id,
-        query=query,
+        query=storable(query),  # the query parser reads NUL as a space and a lone surrogate as U+FFFD too
         thread_ts=thread_ts,
         next_offset=next_offset,
         created_at=now or datetime.now(UTC),

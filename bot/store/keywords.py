@@ -15,7 +15,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from bot.store.engine import run_tx
+from bot.store.engine import run_tx, storable
 from bot.store.schema import keyword_edits as edits_table
 
 KINDS = ("keyword", "exclude")
@@ -63,7 +63,7 @@ def record_keyword_edit(
         raise ValueError(f"keyword edit kind must be one of {KINDS}, got {kind!r}")
     if action not in ACTIONS:
         raise ValueError(f"keyword edit action must be one of {ACTIONS}, got {action!r}")
-    keyword = " ".join(keyword.split())
+    keyword = " ".join(storable(keyword).split())
     if not keyword:
         raise ValueError("keyword must not be empty")
     at = now or datetime.now(UTC)

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from bot.models import Paper
-from bot.store.engine import run_tx
+from bot.store.engine import run_tx, storable
 from bot.store.schema import papers
 
 BATCH_SIZE = 1000
@@ -66,27 +66,35 @@ def _utc(value: datetime | None, what: str, paper_id: str) -> datetime | None:
     return value.astimezone(UTC)
 
 
+def _text(value: str | None) -> str | None:
+    return None if value is None else storable(value)
+
+
+def _texts(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(storable(v) for v in values)
+
+
 def _values(p: Paper) -> dict[str, Any]:
-    """The tracked column values of a paper (lists as tuples, datetimes in UTC)."""
+    """The tracked column values of a paper (lists as tuples, datetimes in UTC, text storable)."""
     return {
         "version": p.version,
-        "title": p.title,
-        "abstract": p.abstract,
-        "authors": tuple(p.authors),
-        "categories": tuple(p.categories),
-        "primary_category": p.primary_category,
+        "title": storable(p.title),
+        "abstract": storable(p.abstract),
+        "authors": _texts(p.authors),
+        "categories": _texts(p.categories),
+        "primary_category": _text(p.primary_category),
         "announced": p.announced,
         "published": _utc(p.published, "published", p.id),
         "updated": _utc(p.updated, "updated", p.id),
-        "comment": p.comment,
-        "journal_ref": p.journal_ref,
-        "doi": p.doi,
-        "announce_type": p.announce_type,
+        "comment": _text(p.comment),
+        "journal_ref": _text(p.journal_ref),
+        "doi": _text(p.doi),
+        "announce_type": _text(p.announce_type),
         "hf_upvotes": p.hf_upvotes,
-        "hf_repo": p.hf_repo,
-        "hf_keywords": tuple(p.hf_keywords),
+        "hf_repo": _text(p.hf_repo),
+        "hf_keywords": _texts(p.hf_keywords),
         "hf_date": p.hf_date,
-        "sources": tuple(dict.fromkeys(p.sources)),
+        "sources": tuple(dict.fromkeys(_texts(p.sources))),
     }
 
 

@@ -201,8 +201,8 @@ def schema_version(engine: Engine) -> int:
     return versions[-1] if versions else 0
 
 
-def migrate(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
-    """Apply the missing migrations, each in its own transaction; return the versions applied.
+def migrate(engine: Engine, migrations: Sequence[Migration] | None = None) -> list[int]:
+    """Apply the missing migrations (default: ``MIGRATIONS``), each in its own transaction; return the versions applied.
 
     Safe to run twice, and from two processes at once: each step holds the database write lock
     (SQLite ``BEGIN IMMEDIATE``) or a transaction-scoped advisory lock (PostgreSQL) and re-reads
@@ -211,6 +211,7 @@ def migrate(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> lis
     Raises:
         SchemaError: the database is newer than this code.
     """
+    migrations = MIGRATIONS if migrations is None else migrations  # looked up per call, not at import
     code_version = migrations[-1].version if migrations else 0
     applied: list[int] = []
     while True:
@@ -235,12 +236,13 @@ def migrate(engine: Engine, migrations: Sequence[Migration] = MIGRATIONS) -> lis
             applied.append(step.version)
 
 
-def check_schema(engine: Engine, expected: int = SCHEMA_VERSION) -> None:
-    """Raise unless the database schema is exactly at ``expected``.
+def check_schema(engine: Engine, expected: int | None = None) -> None:
+    """Raise unless the database schema is exactly at ``expected`` (default: the last of ``MIGRATIONS``).
 
     Raises:
         SchemaError: the schema is missing, older than the code (the message says to migrate) or newer.
     """
+    expected = MIGRATIONS[-1].version if expected is None else expected
     with transaction(engine, write=False) as conn:
         versions = _versions(conn)
     if not versions:
