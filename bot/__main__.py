@@ -6,6 +6,14 @@ index -> Slack auth -> Bolt app and listeners -> Socket Mode -> scheduler and ca
 invalid token, or an outdated schema, exits non-zero with one clear line.
 
 SIGTERM: stop taking new work, let the post in flight finish, close the socket, exit 0 within 25 s.
+
+Fatal at run time (the platform then shows the worker as crashed and restarts it): a socket the
+watchdog cannot restore (exit 3), and a Slack token rejected while running (exit 4): the bot token
+is checked with ``auth.test`` every ``PAPERBOY_AUTH_CHECK_S`` seconds (default 60) and any digest or
+answer call that meets an auth error reports it at once; a revoked app token fails the watchdog's
+reconnect. Environment knobs (seconds): ``PAPERBOY_DIGEST_LEASE_S``, ``PAPERBOY_SWEEP_S``,
+``PAPERBOY_AUTH_CHECK_S``, ``PAPERBOY_SOCKET_PING_S``, ``PAPERBOY_SOCKET_STALE_S``,
+``PAPERBOY_SOCKET_GIVE_UP_S``, ``PAPERBOY_SOCKET_CHECK_S`` (defaults in ``handlers/socket.py``).
 """
 
 from __future__ import annotations
@@ -30,15 +38,17 @@ import handlers
 from bot.cli import build_index, open_store
 from bot.cli import main as cli_main
 from bot.delivery import SlackDelivery
-from bot.errors import BotError, ConfigError
+from bot.errors import AuthError, BotError, ConfigError, DeliveryError
 from bot.jobs import Core, run_due_digests
 from bot.scheduler import build_scheduler
 from bot.services import Services
 from bot.settings import load_settings, load_slack_tokens, paas_name
-from handlers.socket import Watchdog, connect
+from handlers import socket as sm
 
 log = logging.getLogger("paperboy")
 STOP_DEADLINE_S = 25.0
+AUTH_CHECK_S = 60.0  # a revoked bot token is noticed within this (plus one auth.test)
+EXIT_SOCKET_DEAD, EXIT_AUTH = 3, 4
 _SECRET_RE = re.compile(r"\b(xox[abprs]-|xapp-|hf_)[A-Za-z0-9-]+")
 
 
@@ -67,10 +77,23 @@ def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number of seconds, not {env.get(name)!r}") from None
 
 
+def _socket_stale(env: Mapping[str, str]) -> float:
+    """The watchdog's silence threshold; it must leave room for two pings, or a quiet healthy socket looks dead."""
+    ping = _env_float(env, "PAPERBOY_SOCKET_PING_S", sm.PING_INTERVAL_S)
+    stale = _env_float(env, "PAPERBOY_SOCKET_STALE_S", sm.STALE_AFTER_S)
+    if ping <= 0 or stale <= 2 * ping:
+        raise ConfigError(
+            f"PAPERBOY_SOCKET_STALE_S ({stale:g}) must be more than twice PAPERBOY_SOCKET_PING_S ({ping:g}), "
+            "and both positive: pongs arrive once per ping, so a shorter threshold sees a healthy socket as dead"
+        )
+    return stale
+
+
 def run(env: Mapping[str, str] = os.environ) -> int:
     """Start the worker and block until SIGTERM/SIGINT or a dead socket; returns the exit status."""
     settings = load_settings(env=env)
     tokens = load_slack_tokens(env)
+    ping, stale = _env_float(env, "PAPERBOY_SOCKET_PING_S", sm.PING_INTERVAL_S), _socket_stale(env)
     if (paas := paas_name(env)) and not settings.database_from_env and env.get("ALLOW_EPHEMERAL_SQLITE") != "1":
         raise ConfigError(
             f"{paas} is set, so this looks like a PaaS with an ephemeral disk, and DATABASE_URL is not set: "
@@ -90,13 +113,21 @@ def run(env: Mapping[str, str] = os.environ) -> int:
     client = WebClient(token=tokens.bot_token, base_url=settings.slack_api_url)
     app = App(client=client, listener_executor=ThreadPoolExecutor(32, thread_name_prefix="bolt"))
     handlers.register(app, services)
-    socket_handler = connect(app, tokens.app_token)
-    watchdog = Watchdog(
+    socket_handler = sm.connect(app, tokens.app_token, ping_interval=ping)
+    watchdog = sm.Watchdog(
         socket_handler,
-        stale_after=_env_float(env, "PAPERBOY_SOCKET_STALE_S", 60),
-        give_up_after=_env_float(env, "PAPERBOY_SOCKET_GIVE_UP_S", 600),
-        check_every=_env_float(env, "PAPERBOY_SOCKET_CHECK_S", 5),
+        stale_after=stale,
+        give_up_after=_env_float(env, "PAPERBOY_SOCKET_GIVE_UP_S", sm.GIVE_UP_AFTER_S),
+        check_every=_env_float(env, "PAPERBOY_SOCKET_CHECK_S", sm.CHECK_EVERY_S),
     ).start()
+    stop = threading.Event()  # handlers first: a SIGTERM right after the line below still exits 0
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s: finishing the post in flight, then exiting", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     log.info("connected to Slack as %s; %d channel(s) configured", auth.get("user", "?"), len(settings.channels))
 
     def wake() -> None:
@@ -107,25 +138,48 @@ def run(env: Mapping[str, str] = os.environ) -> int:
     scheduler.start()
     threading.Thread(target=wake, name="catch-up", daemon=True).start()  # today's digest, if due and not posted
 
-    stop = threading.Event()
+    keepalive = _env_float(env, "PAPERBOY_AUTH_CHECK_S", AUTH_CHECK_S)
+    threading.Thread(target=_keepalive, args=(stop, delivery, keepalive), name="auth-keepalive", daemon=True).start()
+    return _shutdown(core, services, scheduler, socket_handler, watchdog, fatal=_watch(stop, watchdog, delivery))
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("received %s: finishing the post in flight, then exiting", signal.Signals(signum).name)
-        stop.set()
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    while not stop.wait(1.0):
+def _keepalive(stop: threading.Event, delivery: SlackDelivery, every: float) -> None:
+    """``auth.test`` every ``every`` seconds, so a revoked bot token shows even when the bot is idle.
+
+    Its own thread: a slow Slack must not delay the main loop's reaction to SIGTERM.
+    """
+    while not stop.wait(every):
+        try:
+            delivery.auth_test()
+        except AuthError:
+            return  # recorded in delivery.auth_failure; the main loop exits on it
+        except DeliveryError as exc:  # Slack unreachable: not fatal, the next check retries
+            log.warning("auth.test keepalive failed: %s", exc)
+
+
+def _watch(stop: threading.Event, watchdog: sm.Watchdog, delivery: SlackDelivery) -> tuple[int, str]:
+    """Block until a signal (``(0, "")``) or a fatal condition (exit code and the reason to log)."""
+    while not stop.wait(0.5):
         if watchdog.failed.is_set():
-            break
-    return _shutdown(core, services, scheduler, socket_handler, watchdog, failed=watchdog.failed.is_set())
+            return EXIT_SOCKET_DEAD, watchdog.reason or "the Slack socket could not be kept alive"
+        if delivery.auth_failure is not None:  # from the keepalive, a digest or an answer
+            return EXIT_AUTH, f"{delivery.auth_failure} (token revoked or app uninstalled?)"
+    return 0, ""
 
 
 def _shutdown(
-    core: Core, services: Services, scheduler: object, socket_handler: object, watchdog: Watchdog, *, failed: bool
+    core: Core,
+    services: Services,
+    scheduler: object,
+    socket_handler: object,
+    watchdog: sm.Watchdog,
+    *,
+    fatal: tuple[int, str] = (0, ""),
 ) -> int:
-    """Stop taking work, wait (bounded) for the digest in flight, close the socket. Exit code 0 unless failed."""
-    code = 3 if failed else 0
+    """Stop taking work, wait (bounded) for the digest in flight, close the socket. Exit code 0 unless fatal."""
+    code, reason = fatal
+    if code:
+        log.error("exiting with status %d: %s", code, reason)
     killer = threading.Timer(STOP_DEADLINE_S, lambda: os._exit(code))
     killer.daemon = True
     killer.start()
@@ -139,8 +193,6 @@ def _shutdown(
         socket_handler.close()  # type: ignore[attr-defined]
     except Exception:
         log.exception("closing the socket failed")
-    if failed:
-        log.error("exiting non-zero: the Slack socket could not be kept alive")
     return code
 
 

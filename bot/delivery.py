@@ -1,8 +1,11 @@
 """Slack delivery: the one bot module that calls the Slack Web API (through slack_sdk).
 
-It owns posting (``chat.postMessage`` paced to one post per second per channel), 429 handling
-(waits ``Retry-After`` itself, bounded), response_url replies, and the read side used to reconcile
-after a crash (``conversations.history`` / ``conversations.replies`` with message metadata).
+It owns posting (``chat.postMessage`` paced to one post per second per channel, counted from the
+previous post's answer, so Slack never sees two posts to a channel less than a second apart), 429
+handling (waits ``Retry-After`` itself, bounded), response_url replies, and the read side used to
+reconcile after a crash (``conversations.history`` / ``conversations.replies`` with message metadata).
+A rejected token (:class:`AuthError`, from any call on any thread) is also kept in
+:attr:`SlackDelivery.auth_failure`, so the worker's main loop can exit non-zero on it.
 
 Posts are never retried blindly: the ``WebClient`` has no retry handlers, so a lost response
 (connection reset, timeout, 5xx, ``internal_error``) surfaces as
@@ -73,6 +76,7 @@ class SlackDelivery:
         self._lock = threading.Lock()
         self._next_post: dict[str, float] = {}  # channel -> earliest monotonic time of its next post
         self._blocked_until: dict[str, float] = {}  # API method -> end of its last Retry-After
+        self.auth_failure: AuthError | None = None  # the first AuthError any call met (token revoked)
 
     # ---- posting -------------------------------------------------------------------------------
     def post(
@@ -195,7 +199,10 @@ class SlackDelivery:
             except SlackApiError as exc:
                 wait = self._retry_after(exc.response) if exc.response.status_code == 429 else None
                 if wait is None or limited >= self._max_429:
-                    raise _api_error(api, exc, limited) from exc
+                    error = _api_error(api, exc, limited)
+                    if isinstance(error, AuthError) and self.auth_failure is None:
+                        self.auth_failure = error
+                    raise error from exc
                 limited += 1
                 log.warning("Slack rate-limited %s; waiting %.1f s (retry %d of %d)", api, wait, limited, self._max_429)
                 with self._lock:
@@ -207,6 +214,11 @@ class SlackDelivery:
                 lost += 1
                 log.warning("%s failed (%s); retrying read %d of %d", api, exc, lost, READ_RETRIES)
                 self._sleep(0.5 * lost)
+            finally:
+                if pace is not None:  # the next post to this channel waits a full interval after this answer
+                    with self._lock:
+                        after = self._clock() + self._min_interval
+                        self._next_post[pace] = max(self._next_post.get(pace, 0.0), after)
 
     def _retry_after(self, resp: SlackResponse) -> float | None:
         """Seconds to wait for a 429 (``Retry-After``, 1 s if absent); None when over the cap."""
@@ -251,7 +263,7 @@ def _api_error(api: str, exc: SlackApiError, retries: int) -> DeliveryError:
     detail = "; ".join(str(e) for e in data.get("errors") or []) or data.get("needed") or ""
     message = f"{api} failed: {code}" + (f" ({detail})" if detail else "")
     if code in AUTH_CODES:
-        return AuthError(code, f"{api}: Slack rejected the bot token ({code})")
+        return AuthError(code, f"{api}: Slack rejected the bot token ({code}); check SLACK_BOT_TOKEN")
     return DeliveryError(code or "unknown_error", message, ambiguous=code in AMBIGUOUS_CODES)
 
 
