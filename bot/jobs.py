@@ -3,6 +3,8 @@
 The scheduler only wakes these up; the database decides. ``run_due_digests(now)`` is idempotent and
 is called by the cron trigger, by a periodic sweep, and at start-up. A digest run follows
 claim -> plan (outbox) -> post -> record, so a crash at any point resumes without a duplicate.
+``crash_point(...)`` calls name those points for the fault-injection tests (``bot/faults.py``; inert
+unless a test sets ``PAPERBOY_CRASH_AT`` or installs a hook).
 """
 
 from __future__ import annotations
@@ -10,14 +12,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import digest as render
-from bot.errors import DeliveryError
+from bot.errors import AuthError, DeliveryError
+from bot.faults import crash_point
 from bot.matching import match_papers
 from bot.models import FetchResult, Match, Paper, SourceState
 from bot.search import SearchIndex
@@ -111,10 +115,15 @@ def run_due_digests(core: Core, now: datetime | None = None) -> list[DigestOutco
     now = now or core.clock()
     outcomes = []
     configured = {ch.channel: ch for ch in core.settings.channels}
-    for run in dg.open_runs(core.store.engine):  # a run left half-done on an earlier day
+    # A run left open on an earlier day (crash, outage, a source retry past midnight) is finished late,
+    # planned or not: otherwise it stays open forever and that day never gets its digest.
+    for run in dg.open_runs(core.store.engine):
         ch = configured.get(run.channel)
-        if ch and run.planned and run.day < now.astimezone(ch.tz).date() and not core.stopping.is_set():
-            outcomes.append(run_digest(core, ch, run.day))
+        if ch and run.day < now.astimezone(ch.tz).date() and not core.stopping.is_set():
+            try:
+                outcomes.append(run_digest(core, ch, run.day))
+            except Exception:  # one broken run must not block every other channel's digest
+                log.exception("digest for %s on %s failed unexpectedly", ch.channel, run.day)
     for ch in configured.values():
         if core.stopping.is_set():
             break
@@ -162,6 +171,21 @@ def _arxiv_not_out_yet(results: Sequence[FetchResult], now: datetime) -> bool:
     return expected.weekday() < 5 and arxiv.announced < expected
 
 
+def _stale_as_failed(results: Sequence[FetchResult]) -> list[FetchResult]:
+    """A feed still showing an older announcement on a weekday is a failed fetch, never "no new papers"
+    (reliability.md F-SRC3, for the RSS path: the digest never calls the API)."""
+    return [
+        replace(
+            r,
+            state=SourceState.FAILED,
+            error=f"the feed still shows {r.announced}; today's announcement is not out yet",
+        )
+        if r.source == "arxiv"
+        else r
+        for r in results
+    ]
+
+
 def run_digest(core: Core, ch: ChannelConfig, day: date, *, force: bool = False) -> DigestOutcome:
     """Claim, plan and post one channel's digest for ``day``; resumes a half-done run."""
     with core.digest_lock:
@@ -174,6 +198,7 @@ def _run_digest(core: Core, ch: ChannelConfig, day: date, *, force: bool) -> Dig
     if run is None:
         existing = dg.get_run(engine, ch.channel, day)
         return DigestOutcome(ch.channel, day, "done" if existing and existing.finished else "busy")
+    crash_point("after_claim")
     if not run.planned:
         results = refresh(core)
         slot = datetime.combine(day, ch.time, tzinfo=ch.tz)
@@ -185,8 +210,11 @@ def _run_digest(core: Core, ch: ChannelConfig, day: date, *, force: bool) -> Dig
             dg.release(engine, run.id, core.owner, retry_at=now + RETRY_EVERY, note=note)
             log.info("digest %s %s: waiting (%s)", ch.channel, day, note)
             return DigestOutcome(ch.channel, day, dg.WAITING, note=note)
+        if _arxiv_not_out_yet(results, now):  # still stale after the retry window (or forced)
+            results = _stale_as_failed(results)
         if not _plan(core, ch, run, results, core.clock()):
             return DigestOutcome(ch.channel, day, "busy")
+        crash_point("after_plan")  # the outbox is written, nothing is posted yet
     return _post(core, ch, run.id, day)
 
 
@@ -234,31 +262,60 @@ def _post(core: Core, ch: ChannelConfig, run_id: int, day: date) -> DigestOutcom
         if pm.state == "posted":
             parent_ts = pm.ts if pm.chunk == 0 else parent_ts
             continue
+        if pm.chunk >= 2:
+            crash_point("mid_thread")  # the parent and at least one thread chunk are in Slack
         if core.stopping.is_set():
             dg.release(engine, run_id, core.owner, retry_at=core.clock(), note="stopped by SIGTERM")
             return DigestOutcome(ch.channel, day, dg.WAITING, posted, "stopped")
         if not dg.renew(engine, run_id, core.owner, core.clock(), core.lease):
             return DigestOutcome(ch.channel, day, "busy", posted, "lease lost")
         meta = {"run_id": run_id, "chunk": pm.chunk, "channel": ch.channel, "day": day.isoformat()}
-        ts = _reconcile(delivery, ch.channel, run_id, pm.chunk, parent_ts, day) if pm.attempts else None
-        if ts is None:
-            dg.begin_attempt(engine, run_id, pm.chunk)
-            try:
-                ts = delivery.post(
-                    ch.channel,
-                    pm.message,
-                    thread_ts=parent_ts if pm.chunk else None,
-                    metadata={"event_type": EVENT_TYPE, "event_payload": meta},
-                )
-            except DeliveryError as exc:
-                return _delivery_failed(core, ch, run_id, day, exc, posted)
-            posted += len(pm.message.paper_ids)
+        try:  # a failed reconciliation read is handled like a failed post: release and retry later
+            with _lease_kept(core, run_id):
+                ts = _reconcile(delivery, ch.channel, run_id, pm.chunk, parent_ts, day) if pm.attempts else None
+                if ts is None:
+                    dg.begin_attempt(engine, run_id, pm.chunk)
+                    ts = delivery.post(
+                        ch.channel,
+                        pm.message,
+                        thread_ts=parent_ts if pm.chunk else None,
+                        metadata={"event_type": EVENT_TYPE, "event_payload": meta},
+                    )
+                    crash_point("after_post")  # Slack has the message, the database does not know yet
+                    posted += len(pm.message.paper_ids)
+        except DeliveryError as exc:
+            return _delivery_failed(core, ch, run_id, day, exc, posted)
         dg.mark_posted(engine, run_id, pm.chunk, ts, core.clock())
         parent_ts = ts if pm.chunk == 0 else parent_ts
     state = planned[0].final_state if planned else dg.POSTED
     dg.finish(engine, run_id, core.owner, state, core.clock())
     log.info("digest %s %s: %s (%d papers posted this run)", ch.channel, day, state, posted)
     return DigestOutcome(ch.channel, day, state, posted)
+
+
+@contextmanager
+def _lease_kept(core: Core, run_id: int) -> Iterator[None]:
+    """Renew the lease in the background while one Slack call blocks.
+
+    A post may wait out several 429s (up to 3 x 120 s in ``SlackDelivery``), longer than the lease;
+    without this, another worker would take the run over meanwhile and post the same message again.
+    A killed process stops renewing, so crash recovery still waits one lease at most.
+    """
+    done = threading.Event()
+    every = max(core.lease.total_seconds() / 3, 0.05)
+
+    def beat() -> None:
+        while not done.wait(every):
+            if not dg.renew(core.store.engine, run_id, core.owner, core.clock(), core.lease):
+                return
+
+    thread = threading.Thread(target=beat, name=f"lease-{run_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def _reconcile(delivery: object, channel: str, run_id: int, chunk: int, parent_ts: str | None, day: date) -> str | None:
@@ -282,6 +339,10 @@ def _delivery_failed(
     core: Core, ch: ChannelConfig, run_id: int, day: date, exc: DeliveryError, posted: int
 ) -> DigestOutcome:
     engine, now = core.store.engine, core.clock()
+    if isinstance(exc, AuthError):  # the token is bad, not the channel: a worker with a good token resumes it
+        log.error("digest %s %s: Slack rejected the bot token (%s); left to resume: %s", ch.channel, day, exc.code, exc)
+        dg.release(engine, run_id, core.owner, retry_at=now, note=exc.code)
+        return DigestOutcome(ch.channel, day, dg.WAITING, posted, exc.code)
     if exc.permanent:
         log.error("digest %s %s: Slack refused the post (%s); not retrying: %s", ch.channel, day, exc.code, exc)
         dg.finish(engine, run_id, core.owner, dg.SLACK_FAILED, now, note=exc.code)

@@ -24,7 +24,11 @@ def test_shipped_example_is_valid() -> None:
 
 
 def test_env_overrides_database_and_urls() -> None:
-    env = {"DATABASE_URL": "postgres://u@h/db", "ARXIV_RSS_URL": "http://127.0.0.1:1/rss", "SLACK_API_URL": "http://x/api"}
+    env = {
+        "DATABASE_URL": "postgres://u@h/db",
+        "ARXIV_RSS_URL": "http://127.0.0.1:1/rss",
+        "SLACK_API_URL": "http://x/api",
+    }
     s = parse_settings("timezone: UTC\n", env=env)
     assert s.database_url == "postgres://u@h/db" and s.database_from_env
     assert s.arxiv_rss_url == "http://127.0.0.1:1/rss"
@@ -58,10 +62,30 @@ def test_unquoted_time_is_understood() -> None:
         ("channels:\n  - channel: general\n    time: '08:00'\n", 2, "channels[0].channel", "not a Slack channel id"),
         ("channels:\n  - channel: C1ABC\n    time: '25:00'\n", 3, "channels[0].time", "not a time"),
         ("channels:\n  - channel: C1ABC\n", 2, "channels[0].time", "is required"),
-        ("channels:\n  - channel: C1ABC\n    time: '08:00'\n    days: [mon, fun]\n", 4, "channels[0].days", "not a day"),
-        ("channels:\n  - channel: C1ABC\n    time: '08:00'\n    max_papers: 0\n", 4, "channels[0].max_papers", "1 to 40"),
-        ("channels:\n  - channel: C1ABC\n    time: '08:00'\n    keyword: [x]\n", 4, "channels[0].keyword", "unknown key"),
-        ("sources:\n  arxiv:\n    categories: [cs.CL, 'not a cat']\n", 3, "sources.arxiv.categories", "not an arXiv category"),
+        (
+            "channels:\n  - channel: C1ABC\n    time: '08:00'\n    days: [mon, fun]\n",
+            4,
+            "channels[0].days",
+            "not a day",
+        ),
+        (
+            "channels:\n  - channel: C1ABC\n    time: '08:00'\n    max_papers: 0\n",
+            4,
+            "channels[0].max_papers",
+            "1 to 40",
+        ),
+        (
+            "channels:\n  - channel: C1ABC\n    time: '08:00'\n    keyword: [x]\n",
+            4,
+            "channels[0].keyword",
+            "unknown key",
+        ),
+        (
+            "sources:\n  arxiv:\n    categories: [cs.CL, 'not a cat']\n",
+            3,
+            "sources.arxiv.categories",
+            "not an arXiv category",
+        ),
         ("sources:\n  arxiv:\n    cross_lists: maybe\n", 3, "sources.arxiv.cross_lists", "true or false"),
         ("slack_bot_token: xoxb-1\n", 1, "slack_bot_token", "secrets do not belong"),
         ("timezone: UTC\ntimezone: UTC\n", 2, "timezone", "given twice"),

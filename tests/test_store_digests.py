@@ -55,7 +55,10 @@ def test_released_run_waits_until_its_retry_time(store: Store) -> None:
 def test_plan_writes_messages_and_outbox_atomically_and_once(store: Store) -> None:
     run = dg.claim(store.engine, "C1", DAY, "a", NOW, LEASE)
     assert run
-    msgs = [Message("parent", ({"type": "section"},), ("2611.00001", "2611.00002")), Message("more", (), ("2611.00003",))]
+    msgs = [
+        Message("parent", ({"type": "section"},), ("2611.00001", "2611.00002")),
+        Message("more", (), ("2611.00003",)),
+    ]
     assert dg.plan(store.engine, run, "a", msgs, window_start=NOW - timedelta(days=1), window_end=NOW)
     assert not dg.plan(store.engine, run, "a", msgs, window_start=NOW, window_end=NOW)  # planned already
     planned = dg.planned_messages(store.engine, run.id)
@@ -75,7 +78,9 @@ def test_plan_writes_messages_and_outbox_atomically_and_once(store: Store) -> No
 
 def test_a_paper_goes_to_a_channel_at_most_once_ever(store: Store) -> None:
     run = dg.claim(store.engine, "C1", DAY, "a", NOW, LEASE)
-    assert run and dg.plan(store.engine, run, "a", [Message("x", (), ("2611.00001",))], window_start=NOW, window_end=NOW)
+    assert run and dg.plan(
+        store.engine, run, "a", [Message("x", (), ("2611.00001",))], window_start=NOW, window_end=NOW
+    )
     nxt = dg.claim(store.engine, "C1", DAY + timedelta(days=1), "a", NOW, LEASE)
     assert nxt is not None
     with pytest.raises(sa.exc.IntegrityError):
