@@ -8,9 +8,9 @@ and resuming it with a second worker (a new owner) once the first one's lease ha
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
@@ -18,7 +18,7 @@ import pytest
 
 from bot import jobs
 from bot.delivery import SlackDelivery
-from bot.jobs import Core, due_day, run_digest, run_due_digests
+from bot.jobs import Core, due_day, run_due_digests
 from bot.models import FetchResult
 from bot.scheduler import next_fire_times
 from bot.search import SearchIndex

@@ -56,7 +56,8 @@ MENTION_HELP = (
 )
 KEYWORD_HELP = (
     'Several keywords at once: separate them with commas, e.g. `/papers keywords add rag, "dense retrieval"` '
-    "(a quoted phrase is one keyword). `/papers exclude add &lt;words&gt;` / `/papers exclude remove &lt;words&gt;` edit the "
+    "(a quoted phrase is one keyword). `/papers exclude add &lt;words&gt;` / "
+    "`/papers exclude remove &lt;words&gt;` edit the "
     "words that leave papers out. A query that starts with a command word: `/papers search digest models`."
 )
 _EDITS = {
