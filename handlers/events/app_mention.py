@@ -35,7 +35,7 @@ def make_app_mention(services: Services) -> Callable[..., None]:
             log.warning("app_mention without channel or ts ignored: %s", body.get("event_id"))
             return
         retry = _header(request, "x-slack-retry-num")
-        if retry:
+        if retry and retry != "0":
             reason = _header(request, "x-slack-retry-reason")
             log.info("app_mention %s redelivered (retry %s, %s)", body.get("event_id"), retry, reason)
         origin = Origin(channel, str(event.get("user") or ""), thread_ts=str(event.get("thread_ts") or ts))
