@@ -12,8 +12,14 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from bot.store import Store
+    from tests.botproc import BotProcess
+    from tests.fakes.sources import FakeSources
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PAPERBOY_SHARED", "/work/shared"))
@@ -70,6 +76,35 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'paperboy.db'}"
     else:
         yield from _pg_schema_url()
+
+
+@pytest.fixture
+def sources(fixtures_dir: Path) -> Iterator[FakeSources]:
+    """The fake arXiv (RSS, Atom, API) and Hugging Face server, serving the shared fixtures."""
+    from tests.fakes.sources import FakeSources
+
+    with FakeSources(fixtures_dir) as fake:
+        yield fake
+
+
+@pytest.fixture
+def bots() -> Iterator[list[BotProcess]]:
+    """Worker processes a test starts; each is killed after the test, whatever happened."""
+    started: list[BotProcess] = []
+    yield started
+    for bot in started:
+        bot.stop()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Store]:
+    """A migrated store on each backend (see ``db_url``)."""
+    from bot.store import Store
+
+    s = Store.open(db_url)
+    s.migrate()
+    yield s
+    s.close()
 
 
 @pytest.fixture

@@ -28,20 +28,6 @@ def slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-@pytest.fixture
-def sources(fixtures_dir: Path) -> Iterator[FakeSources]:
-    with FakeSources(fixtures_dir) as fake:
-        yield fake
-
-
-@pytest.fixture
-def bots() -> Iterator[list[BotProcess]]:
-    started: list[BotProcess] = []
-    yield started
-    for bot in started:
-        bot.stop()
-
-
 def _digest_parents(slack: FakeSlack, channel: str = CHANNEL) -> list[dict]:
     return [m for m in slack.top_level(channel) if (m.get("metadata") or {}).get("event_type") == "paperboy_digest"]
 

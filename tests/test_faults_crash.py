@@ -49,20 +49,6 @@ def slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-@pytest.fixture
-def sources(fixtures_dir: Path) -> Iterator[FakeSources]:
-    with FakeSources(fixtures_dir) as fake:
-        yield fake
-
-
-@pytest.fixture
-def bots() -> Iterator[list[BotProcess]]:
-    started: list[BotProcess] = []
-    yield started
-    for bot in started:
-        bot.stop()
-
-
 def _runs(store: Store, channel_id: str = CHANNEL) -> list[sa.Row]:
     q = sa.select(digest_runs).where(digest_runs.c.channel == channel_id)
     return store.run(lambda conn: list(conn.execute(q)), write=False)

@@ -37,20 +37,6 @@ def slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-@pytest.fixture
-def sources(fixtures_dir: Path) -> Iterator[FakeSources]:
-    with FakeSources(fixtures_dir) as fake:
-        yield fake
-
-
-@pytest.fixture
-def bots() -> Iterator[list[BotProcess]]:
-    started: list[BotProcess] = []
-    yield started
-    for bot in started:
-        bot.stop()
-
-
 def _start(bots: list[BotProcess], tmp: Path, slack: FakeSlack, sources: FakeSources, **kw: Any) -> BotProcess:
     """Start a worker that the ``bots`` fixture kills after the test, whatever happened."""
     bot = BotProcess(tmp, slack, sources, **kw).start()

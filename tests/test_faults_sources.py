@@ -60,12 +60,6 @@ def slack() -> Iterator[FakeSlack]:
 
 
 @pytest.fixture
-def sources(fixtures_dir: Path) -> Iterator[FakeSources]:
-    with FakeSources(fixtures_dir) as fake:
-        yield fake
-
-
-@pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store.open(f"sqlite:///{tmp_path / 'paperboy.db'}")
     s.migrate()

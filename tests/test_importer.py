@@ -78,14 +78,6 @@ KAGGLE_LINES = [
 ]
 
 
-@pytest.fixture
-def store(db_url: str):
-    s = Store.open(db_url)
-    s.migrate()
-    yield s
-    s.close()
-
-
 def _write(path: Path, lines: list[str | bytes], *, gz: bool = False) -> Path:
     data = b"".join((x if isinstance(x, bytes) else x.encode()) + b"\n" for x in lines)
     path.write_bytes(gzip.compress(data) if gz else data)

@@ -41,20 +41,6 @@ def slack() -> Iterator[FakeSlack]:
         yield fake
 
 
-@pytest.fixture
-def sources(fixtures_dir: Path) -> Iterator[FakeSources]:
-    with FakeSources(fixtures_dir) as fake:
-        yield fake
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store.open(db_url)
-    s.migrate()
-    yield s
-    s.close()
-
-
 def channel(
     cid: str = CHANNEL, max_papers: int = 5, keywords: tuple[str, ...] = ("graph neural network",)
 ) -> ChannelConfig:

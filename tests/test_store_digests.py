@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -16,14 +15,6 @@ from bot.store import digests as dg
 DAY = date(2026, 11, 27)
 NOW = datetime(2026, 11, 27, 8, 30, tzinfo=UTC)
 LEASE = timedelta(minutes=2)
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Store]:
-    s = Store.open(db_url)
-    s.migrate()
-    yield s
-    s.close()
 
 
 def test_one_claim_per_channel_and_day_until_the_lease_expires(store: Store) -> None:

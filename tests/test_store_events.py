@@ -5,19 +5,9 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from bot.store import Store
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def store(db_url: str):
-    s = Store.open(db_url)
-    s.migrate()
-    yield s
-    s.close()
 
 
 def test_remember_event_is_true_once(store: Store) -> None:

@@ -11,14 +11,6 @@ from bot.store import KeywordSource, Store
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def store(db_url: str):
-    s = Store.open(db_url)
-    s.migrate()
-    yield s
-    s.close()
-
-
 def test_effective_lists_apply_adds_and_removes_latest_wins(store: Store) -> None:
     edits = [
         ("keyword", "RAG", "add", "U1"),

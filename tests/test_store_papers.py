@@ -14,14 +14,6 @@ from bot.store.papers import upsert_papers
 T0 = datetime(2026, 1, 5, 7, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def store(db_url: str):
-    s = Store.open(db_url)
-    s.migrate()
-    yield s
-    s.close()
-
-
 def arxiv(pid: str = "2601.00001", **kw: object) -> Paper:
     base = Paper(
         id=pid,
