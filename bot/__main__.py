@@ -82,6 +82,8 @@ def setup_logging(env: Mapping[str, str]) -> None:
     logging.basicConfig(level=env.get("LOG_LEVEL", "INFO").upper(), handlers=[handler], force=True)
     for noisy in ("slack_sdk", "slack_bolt", "apscheduler", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # "skipped: maximum number of running instances" is the sweep meeting a digest in flight: expected.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
 
 
 def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -148,6 +150,7 @@ def run(env: Mapping[str, str] = os.environ) -> int:
     def wake() -> None:
         if not core.stopping.is_set():
             run_due_digests(core)
+            release_free_memory()  # searches fragment the heap; give the pages back every sweep
 
     scheduler = build_scheduler(settings, wake, sweep_seconds=_env_float(env, "PAPERBOY_SWEEP_S", 60))
     scheduler.start()
