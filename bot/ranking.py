@@ -259,6 +259,8 @@ def _checked(
     passed: list[int] = []
     done = checked = rejected = missing = 0
     k = min(size, 2 * want)
+    wants_text = bool(q.phrases or q.excludes)  # author filters alone never need the abstract analysed
+    counted = any(not p.words for p in (*q.phrases, *q.excludes))
     while True:
         ranked = _top(keys, mask, k)[done:].tolist()
         found = fetch([snap.ids[s] for s in ranked])
@@ -269,8 +271,9 @@ def _checked(
                 continue
             if check[slot]:
                 checked += 1
-                text = PaperText.of(paper, counted=any(not p.words for p in (*q.phrases, *q.excludes)))
-                if not (filters_pass(q, paper) and text_passes(q, text, all_terms=False)):
+                if not filters_pass(q, paper) or (
+                    wants_text and not text_passes(q, PaperText.of(paper, counted=counted), all_terms=False)
+                ):
                     rejected += 1
                     continue
             papers[slot] = paper
@@ -278,7 +281,7 @@ def _checked(
         done = k
         if len(passed) >= want or k >= size or checked >= MAX_CHECKED:
             break
-        k = min(size, k * 4)
+        k = min(size, k * 4, done + MAX_CHECKED - checked)  # never fetch far past the check budget
     total = size - missing - rejected
     if done < size and checked:  # estimate the unchecked rest from the rejection rate so far
         total -= round((int(np.count_nonzero(check)) - checked) * rejected / checked)

@@ -235,6 +235,21 @@ def test_phrase_total_is_exact_when_all_candidates_are_checked_and_estimated_bey
     assert 110 <= page.total <= 190  # estimated from the checked share
 
 
+def test_undecidable_filters_fetch_at_most_the_check_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An initials-only ``author:`` filter that matches nobody stops after MAX_CHECKED papers."""
+    store = FakeStore()
+    store.upsert([doc(f"b{i}", "graph learning", authors=("Ann Smith",)) for i in range(3000)])
+    index = SearchIndex.from_store(store)
+    monkeypatch.setattr(bot.ranking, "MAX_CHECKED", 100)
+    store.fetched.clear()
+    page = index.search('graph author:"q z"')
+    assert page.hits == () and page.total == 0
+    assert 100 <= len(store.fetched) <= 100 + 2 * 10  # the budget, plus at most the first page's batch
+    store.fetched.clear()
+    assert len(index.search('graph author:"a s"').hits) == 10
+    assert len(store.fetched) <= 2 * 10
+
+
 def test_filters() -> None:
     day = date(2025, 6, 1)
     papers = [
