@@ -93,10 +93,10 @@ def rss() -> int:
 
 
 def accounted_bytes(index: SearchIndex) -> int:
+    """The index's arrays and compact vocabularies, plus the dict entries of terms not yet compacted."""
     total = index.memory_bytes()
     for vocab in (index._vocab, index._author_vocab, index._cat_vocab):
-        total += sys.getsizeof(vocab) + sum(sys.getsizeof(k) for k in vocab)
-        total += sum(sys.getsizeof(v) for v in vocab.values() if v > 256)
+        total += sum(sys.getsizeof(t) + 32 for t in vocab._recent)
     return total
 
 

@@ -20,6 +20,7 @@ from bot.models import Paper, SearchHit
 from bot.postings import PaperIds, Postings, Segment
 from bot.query import AuthorFilter, PaperText, Query, category_matches, filters_pass, text_passes
 from bot.snippet import make_snippet
+from bot.vocab import Vocab
 
 if TYPE_CHECKING:
     from bot.search import CorpusStats
@@ -40,11 +41,11 @@ class Snapshot:
     norm: np.ndarray  # float64 k1 * (1 - b + b * dl / avgdl)
     cat_names: tuple[str, ...]
     ids: PaperIds
-    author_vocab: Mapping[str, int]  # shared append-only dict
+    author_vocab: Vocab  # shared, append-only
     stats: CorpusStats
 
     @classmethod
-    def empty(cls, author_vocab: Mapping[str, int], stats: CorpusStats) -> Snapshot:
+    def empty(cls, author_vocab: Vocab, stats: CorpusStats) -> Snapshot:
         nothing = np.zeros(0, np.int32)
         return cls((), 0, np.zeros(0, bool), nothing, nothing, np.zeros(0), (), PaperIds.empty(), author_vocab, stats)
 

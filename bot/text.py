@@ -19,11 +19,12 @@ checked against. TeX commands are kept as words (``\\alpha`` -> ``alpha``) excep
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import threading
 import unicodedata
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from itertools import chain
 
 import numpy as np
@@ -32,7 +33,9 @@ import Stemmer
 __all__ = [
     "analyze",
     "chunk_terms",
+    "bulk_memo",
     "chunks",
+    "clear_caches",
     "document_text",
     "find_terms",
     "name_tokens",
@@ -43,7 +46,8 @@ __all__ = [
 ]
 
 MAX_TERM_CHARS = 64
-_CACHE_LIMIT = 100_000  # chunks per memo (~30 MB); cleared when full
+_CACHE_LIMIT = 20_000  # chunks per memo (~6 MB); cleared when full
+_BULK_CACHE_LIMIT = 100_000  # inside ``bulk_memo()``: ~30 MB, ~20% faster index builds
 
 _STOPWORD_TEXT = """
     a about above after again against ain all am an and any are aren as at be because been before being below
@@ -154,9 +158,10 @@ class _ChunkCache(dict[str, tuple[str, ...]]):
     def __init__(self, part: int) -> None:
         super().__init__()
         self.part = part
+        self.limit = _CACHE_LIMIT
 
     def __missing__(self, chunk: str) -> tuple[str, ...]:
-        if len(self) >= _CACHE_LIMIT:
+        if len(self) >= self.limit:
             self.clear()
         # Quotes and periods at either end never belong to a run: "models." is analysed as "models".
         core = chunk.strip(_EDGE_PUNCTUATION)
@@ -174,6 +179,24 @@ _SEP_TABLE = {c: " " for c in range(128) if not chr(c).isalnum() and chr(c) not 
 def _prepare(text: str) -> str:
     # Lowercasing ASCII keeps offsets and run boundaries (the regex is case-blind) and helps the memo.
     return text.lower() if text.isascii() else text
+
+
+def clear_caches() -> None:
+    """Forget every memoised analysis (after a bulk build, so its memory can be returned)."""
+    _TERMS.clear()
+    _SEQ.clear()
+    _analyze_run.cache_clear()
+
+
+@contextlib.contextmanager
+def bulk_memo() -> Iterator[None]:
+    """Larger memos while indexing a whole archive; forgotten afterwards (single-threaded start-up use)."""
+    _TERMS.limit = _SEQ.limit = _BULK_CACHE_LIMIT
+    try:
+        yield
+    finally:
+        _TERMS.limit = _SEQ.limit = _CACHE_LIMIT
+        clear_caches()
 
 
 def chunks(text: str) -> list[str]:
