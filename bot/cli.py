@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
+from bot import index_io
 from bot.errors import BotError
 from bot.models import SearchPage, SourceState
 from bot.search import SearchIndex
@@ -25,6 +27,8 @@ from bot.settings import Settings, load_settings
 from bot.store import Store
 
 Command = Callable[[argparse.Namespace, TextIO], int]
+RESAVE_AFTER = 5000  # papers indexed beyond the saved copy at start-up before it is saved again
+log = logging.getLogger(__name__)
 
 
 def open_store(settings: Settings, *, migrate_blank: bool = True) -> Store:
@@ -37,9 +41,32 @@ def open_store(settings: Settings, *, migrate_blank: bool = True) -> Store:
 
 
 def build_index(store: Store, *, quiet: bool = False) -> SearchIndex:
+    """The search index: the database's saved copy brought up to date, or else built from every paper and saved."""
+    try:
+        index = index_io.load(store.load_index_cache(), store.get_papers)
+    except index_io.CacheMismatch as exc:
+        log.info("building the search index (%s)", exc)
+    else:
+        added = index.refresh(store)
+        log.info("search index loaded: %d papers, %d of them indexed since it was saved", len(index), added)
+        if added >= RESAVE_AFTER:
+            save_index(store, index)
+        return index
     total = store.count_papers()
     with tqdm(total=total, desc="indexing", unit="paper", disable=quiet or total < 5000, file=sys.stderr) as bar:
-        return SearchIndex.from_store(store, progress=bar.update)
+        index = SearchIndex.from_store(store, progress=bar.update)
+    save_index(store, index)
+    return index
+
+
+def save_index(store: Store, index: SearchIndex) -> None:
+    """Save the index in the database for the next start; a failure only costs that start a rebuild."""
+    try:
+        written = store.save_index_cache(lambda: index_io.dump(index))
+    except BotError as exc:
+        log.warning("could not save the search index (the next start rebuilds it): %s", exc)
+    else:
+        log.info("saved the search index for the next start (%.1f MB)", written / 2**20)
 
 
 def _day(text: str) -> date:

@@ -147,12 +147,7 @@ def channel_keywords(core: Core, ch: ChannelConfig) -> tuple[list[str], list[str
 
 def candidates(core: Core, channel: str, day: date, start: datetime, end: datetime) -> list[Paper]:
     """Papers first seen in [start, end) that are news (recently announced) and not yet posted here."""
-    recent = day - RECENT
-    papers = [
-        p
-        for p in core.store.papers_first_seen(start, end)
-        if (p.announced and p.announced >= recent) or (p.hf_date and p.hf_date >= recent)
-    ]
+    papers = core.store.papers_first_seen(start, end, news_since=day - RECENT)
     posted = dg.already_posted(core.store.engine, channel, [p.id for p in papers])
     return [p for p in papers if p.id not in posted]
 

@@ -107,7 +107,7 @@ class Postings:
 
 
 def _scatter(
-    source: Postings, moves: np.ndarray, shift: int, docs: np.ndarray, tfs: np.ndarray | None, chunk: int = 1 << 20
+    source: Postings, moves: np.ndarray, shift: int, docs: np.ndarray, tfs: np.ndarray | None, chunk: int = 1 << 18
 ) -> None:
     """Copy ``source``'s postings to ``position + moves[key]``, adding ``shift`` to their doc ids."""
     for start in range(0, len(source.docs), chunk):

@@ -111,6 +111,29 @@ class Vocab:
         self._frozen = _Frozen(old.blob + b"".join(encoded), offsets, hashes[by_hash], order[by_hash])
         self._recent = {}
 
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every term's UTF-8 bytes in id order (uint8) and their offsets: what :meth:`of_arrays` takes.
+
+        Freezes first (writer only).
+        """
+        self.freeze()
+        frozen = self._frozen
+        return np.frombuffer(frozen.blob, np.uint8), frozen.offsets
+
+    @classmethod
+    def of_arrays(cls, blob: np.ndarray, offsets: np.ndarray) -> Vocab:
+        """A vocabulary from :meth:`arrays`' output; ValueError if they do not fit together."""
+        data, ends = bytes(np.asarray(blob, np.uint8)), np.asarray(offsets, np.int64)
+        if len(ends) == 0 or ends[0] != 0 or ends[-1] != len(data) or np.any(np.diff(ends) < 0):
+            raise ValueError("vocabulary offsets do not fit its bytes")
+        cut = ends.tolist()
+        terms = [data[a:b].decode("utf-8", "surrogatepass") for a, b in zip(cut, cut[1:], strict=False)]
+        hashes = np.fromiter(map(hash, terms), np.int64, len(terms))
+        by_hash = np.argsort(hashes, kind="stable")
+        vocab = cls()
+        vocab._frozen = _Frozen(data, ends, hashes[by_hash], by_hash.astype(np.int32))
+        return vocab
+
     @property
     def nbytes(self) -> int:
         frozen = self._frozen

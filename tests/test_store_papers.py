@@ -153,6 +153,11 @@ def test_reads_first_seen_window_iteration_and_counts(store: Store) -> None:
     window = store.papers_first_seen(T0 + timedelta(days=1), T0 + timedelta(days=2))
     assert [p.id for p in window] == ["2601.00002", "2601.00003"]
     assert store.papers_first_seen(T0, T0 + timedelta(days=1))[0].id == "2601.00001"  # [start, end)
+    # news only: announced on arXiv (2026-01-05) or listed by HF (2026-01-06) on/after the day
+    everything = (T0, T0 + timedelta(days=2))
+    assert [p.id for p in store.papers_first_seen(*everything, news_since=date(2026, 1, 6))] == ["2601.00003"]
+    news = store.papers_first_seen(*everything, news_since=date(2026, 1, 5))
+    assert [p.id for p in news] == ["2601.00001", "2601.00002", "2601.00003"]
     assert [p.id for p in store.iter_papers(batch_size=2)] == ["2501.00004", "2601.00001", "2601.00002", "2601.00003"]
     assert store.count_papers() == 4
     assert set(store.get_papers(["2601.00003", "9999.99999"])) == {"2601.00003"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from bot.answers.common import (
     Answer,
@@ -30,7 +30,7 @@ from bot.digest import format_day
 from bot.errors import DeliveryError
 from bot.jobs import Core
 from bot.matching import match_papers
-from bot.models import Match, Paper, SearchHit, SearchPage
+from bot.models import Match, SearchHit, SearchPage
 from bot.render_search import MAX_HITS, render_search_parent, render_search_results
 
 log = logging.getLogger("bot.answers")
@@ -91,7 +91,7 @@ def catch_up(core: Core, origin: Origin, since_text: str, answer: Answer) -> Non
         tell(core, origin, notice(text), answer)
         return
     start = datetime.combine(day - timedelta(days=1), time(), tzinfo=channel_zone(core, origin.channel))
-    papers = [p for p in core.store.papers_first_seen(start, now + timedelta(seconds=1)) if _announced_since(p, day)]
+    papers = core.store.papers_first_seen(start, now + timedelta(seconds=1), news_since=day)
     matches = match_papers(papers, keywords, excludes, core.index.stats())
     label = f"papers since {format_day(day)} matching this channel's keywords"
     parent = render_search_parent(user_id=origin.user, query=label, total=len(matches))
@@ -118,10 +118,6 @@ def channel_keyword_lists(core: Core, channel: str) -> tuple[list[str], list[str
         channel, list(ch.keywords) if ch else [], list(ch.exclude) if ch else []
     )
     return [k.keyword for k in keywords], [k.keyword for k in excludes]
-
-
-def _announced_since(paper: Paper, day: date) -> bool:
-    return any(d is not None and d >= day for d in (paper.announced, paper.hf_date))
 
 
 def _hit(match: Match) -> SearchHit:

@@ -8,13 +8,13 @@ that own each table group: ``papers.py``, ``keywords.py``, ``events.py`` and the
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import TypeVar
 
 from sqlalchemy.engine import Connection, Engine
 
 from bot.models import Paper
-from bot.store import events, keywords, papers, schema
+from bot.store import events, index_cache, keywords, papers, schema
 from bot.store.engine import create_engine, normalize_url, run_tx, transaction
 from bot.store.events import SearchSession
 from bot.store.keywords import KeywordEdit, KeywordSource
@@ -85,13 +85,22 @@ class Store:
     def count_papers(self) -> int:
         return papers.count_papers(self.engine)
 
-    def papers_first_seen(self, start: datetime, end: datetime) -> list[Paper]:
-        return papers.papers_first_seen(self.engine, start, end)
+    def papers_first_seen(self, start: datetime, end: datetime, *, news_since: date | None = None) -> list[Paper]:
+        return papers.papers_first_seen(self.engine, start, end, news_since=news_since)
 
     def iter_papers(self, batch_size: int = 5000) -> Iterator[Paper]:
         return papers.iter_papers(self.engine, batch_size)
 
     # keywords
+    def save_index_cache(self, make_parts: Callable[[], Iterable[tuple[str, bytes]]]) -> int:
+        return index_cache.save_parts(self.engine, make_parts)
+
+    def load_index_cache(self) -> dict[str, bytes]:
+        return index_cache.load_parts(self.engine)
+
+    def clear_index_cache(self) -> None:
+        index_cache.clear(self.engine)
+
     def record_keyword_edit(
         self, channel: str, kind: str, keyword: str, action: str, user_id: str | None, now: datetime | None = None
     ) -> KeywordEdit:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any
 
@@ -244,14 +244,16 @@ def count_papers(engine: Engine) -> int:
     return run_tx(engine, lambda c: c.scalar(sa.select(sa.func.count()).select_from(papers)) or 0, write=False)
 
 
-def papers_first_seen(engine: Engine, start: datetime, end: datetime) -> list[Paper]:
-    """Papers whose ``first_seen`` is in ``[start, end)``, oldest first."""
-    stmt = (
-        sa.select(papers)
-        .where(papers.c.first_seen >= start, papers.c.first_seen < end)
-        .order_by(papers.c.first_seen, papers.c.id)
-    )
-    return [row_to_paper(r) for r in _fetch(engine, stmt)]
+def papers_first_seen(engine: Engine, start: datetime, end: datetime, *, news_since: date | None = None) -> list[Paper]:
+    """Papers whose ``first_seen`` is in ``[start, end)``, oldest first.
+
+    With ``news_since``, only those announced on arXiv or listed by HF on that day or later: the
+    filter runs in the database, so a window that holds a freshly imported archive stays cheap.
+    """
+    stmt = sa.select(papers).where(papers.c.first_seen >= start, papers.c.first_seen < end)
+    if news_since is not None:
+        stmt = stmt.where(sa.or_(papers.c.announced >= news_since, papers.c.hf_date >= news_since))
+    return [row_to_paper(r) for r in _fetch(engine, stmt.order_by(papers.c.first_seen, papers.c.id))]
 
 
 def iter_papers(engine: Engine, batch_size: int = 5000) -> Iterator[Paper]:

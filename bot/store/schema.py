@@ -170,6 +170,13 @@ search_sessions = sa.Table(
     sa.Index("ix_search_sessions_created_at", "created_at"),
 )
 
+index_cache = sa.Table(  # the search index's arrays, so a restart need not re-tokenize the archive
+    "index_cache",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),  # "meta" (JSON) or an array's name
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -183,7 +190,14 @@ def _m1_initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=tables, checkfirst=False)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial tables", _m1_initial),)
+def _m2_index_cache(conn: Connection) -> None:
+    index_cache.create(conn, checkfirst=False)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial tables", _m1_initial),
+    Migration(2, "search index cache", _m2_index_cache),
+)
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
 
