@@ -322,6 +322,8 @@ def run(args: argparse.Namespace) -> int:
             digest_s = soak(args, bot, days, load, sampler)
             sampler.mark("end")
             log, alive = bot.log, bot.proc.poll() is None
+            if args.log:
+                args.log.write_text(log, encoding="utf-8")
         finally:
             bot.stop()
             if sampler is not None:
@@ -428,6 +430,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="NAME=VALUE",
         help="extra environment for the bot process, e.g. MALLOC_ARENA_MAX=2 (repeatable)",
     )
+    p.add_argument("--log", type=Path, default=None, help="write the bot's whole log to this file at the end")
     p.add_argument("--seed", type=int, default=11)
     args = p.parse_args(argv)
     if args.days < 1 or args.searches < 0 or args.concurrency < 1 or args.new_per_day < len(TOPICS) + 1:

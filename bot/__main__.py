@@ -34,6 +34,7 @@ from datetime import timedelta
 from types import FrameType
 
 from slack_bolt import App
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_sdk import WebClient
 
 import handlers
@@ -61,6 +62,13 @@ class _Redact(logging.Filter):
         record.msg = _SECRET_RE.sub(r"\1***", record.getMessage())
         record.args = ()
         return True
+
+
+class _DropBoltTokenWarning(logging.Filter):
+    """Bolt reads SLACK_BOT_TOKEN itself and warns that the ``client`` we pass (with our base URL) wins."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
 def limit_malloc_arenas() -> None:
@@ -128,6 +136,7 @@ def run(env: Mapping[str, str] = os.environ) -> int:
     services = Services(core=core, bot_user_id=str(auth.get("user_id", "")))
 
     client = WebClient(token=tokens.bot_token, base_url=settings.slack_api_url)
+    logging.getLogger("slack_bolt.App").addFilter(_DropBoltTokenWarning())
     app = App(client=client, listener_executor=ThreadPoolExecutor(16, thread_name_prefix="bolt"))
     handlers.register(app, services)
     socket_handler = sm.connect(app, tokens.app_token, ping_interval=ping)

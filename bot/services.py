@@ -5,10 +5,10 @@ Built once by the composition root; ``handlers`` receive it in ``register(app, s
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from bot.jobs import Core
+from bot.lanes import Lanes
 
 
 @dataclass
@@ -16,5 +16,6 @@ class Services:
     core: Core
     bot_user_id: str = ""
     # BM25 searches and Slack posts for interactive answers run here, never on Bolt's listener pool,
-    # so acks are never starved (reliability.md F-S2).
-    work: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8, thread_name_prefix="answer"))
+    # so acks are never starved (reliability.md F-S2); one lane per channel, so a busy channel's
+    # paced posts never hold up answers in the others.
+    work: Lanes = field(default_factory=lambda: Lanes(8, "answer"))

@@ -30,11 +30,12 @@ def register(app: App, services: Services) -> None:
     app.error(make_error_backstop(services))
 
 
-def submit(services: Services, fn: Callable[..., object], *args: object) -> None:
-    """Run ``fn(*args)`` on the answer pool. Never raises: an exception escaping a listener after its
-    ack makes Bolt report a 500 (in Socket Mode: no ack, so Slack redelivers)."""
+def submit(services: Services, origin: Origin, fn: Callable[..., object], *args: object) -> None:
+    """Run ``fn(*args)`` on the answer pool, after earlier answers in ``origin``'s channel. Never raises:
+    an exception escaping a listener after its ack makes Bolt report a 500 (in Socket Mode: no ack,
+    so Slack redelivers)."""
     try:
-        services.work.submit(fn, *args)
+        services.work.submit(origin.channel, fn, *args)
     except RuntimeError:
         log.warning("not answering %s: the answer pool is shut down (the worker is stopping)", fn.__name__)
 
@@ -60,6 +61,6 @@ def make_error_backstop(services: Services) -> Any:
         log.error("unhandled error in a Slack listener", exc_info=error)
         origin = origin_from_body(body or {})
         if origin is not None and origin.channel:
-            submit(services, apologise, services.core, origin)
+            submit(services, origin, apologise, services.core, origin)
 
     return on_error

@@ -89,6 +89,7 @@ def test_scheduled_time_produces_one_digest(
     bots.append(bot)
     bot.wait_log("connected to Slack", 60)
     assert _digest_parents(slack) == []  # not due yet
+    assert "WARNING" not in bot.log, bot.log  # a clean start-up logs no warnings (Bolt's token one included)
     wait_for(lambda: _digest_parents(slack), 90, "the scheduled digest", bot)
     time.sleep(2)
     (parent,) = _digest_parents(slack)

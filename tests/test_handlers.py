@@ -12,7 +12,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import handlers
 from bot.answers import Origin
 from bot.delivery import SlackDelivery
 from bot.jobs import Core
+from bot.lanes import Lanes
 from bot.models import Paper
 from bot.search import SearchIndex
 from bot.services import Services
@@ -65,7 +65,7 @@ def services(db_url: str, slack: FakeSlack) -> Iterator[Services]:
     store.upsert_papers([_paper(n, "graph neural network") for n in range(1, 15)] + [_paper(50, "protein folding")])
     delivery = SlackDelivery(slack.bot_token, base_url=slack.api_url, min_interval=0.0)
     core = Core(Settings(), store, SearchIndex.from_store(store), delivery=delivery)
-    work = ThreadPoolExecutor(1, thread_name_prefix="answer")  # one worker: a sentinel job marks "all done"
+    work = Lanes(1, "answer")
     yield Services(core=core, bot_user_id=slack.bot_user_id, work=work)
     work.shutdown(wait=True)
     store.close()
@@ -114,8 +114,8 @@ def _wait(condition: Callable[[], Any], what: str, timeout: float = 15.0) -> Any
 
 
 def _drain(services: Services) -> None:
-    """Wait until every answer submitted so far has finished (the pool has one worker, FIFO)."""
-    services.work.submit(lambda: None).result(timeout=30)
+    """Wait until every answer submitted so far has finished."""
+    assert services.work.join(timeout=30)
 
 
 def _bot_posts(slack: FakeSlack) -> list[dict]:
@@ -216,7 +216,7 @@ def test_a_stopping_worker_still_acks_and_says_why_it_does_not_answer(
         _wait(lambda: any("answer pool is shut down" in r.getMessage() for r in caplog.records), "the warning")
     assert response.status == 200  # an exception after the ack would have made Bolt answer 500 (no ack)
     assert not any(r.levelno >= logging.ERROR for r in caplog.records)
-    services.work = ThreadPoolExecutor(1)  # for the fixture's clean-up
+    services.work = Lanes(1, "answer")  # for the fixture's clean-up
 
 
 def test_error_backstop_logs_the_traceback_and_apologises(
@@ -241,7 +241,7 @@ def test_papers_callback_acks_before_submitting_work(services: Services) -> None
     calls = Mock()
     ack = Mock(spec=Ack)
     calls.attach_mock(ack, "ack")
-    services.work = Mock(spec=ThreadPoolExecutor)
+    services.work = Mock(spec=Lanes)
     calls.attach_mock(services.work.submit, "submit")
     body = {"text": "graph", "channel_id": "C1", "user_id": "U1", "command": "/papers", "trigger_id": "t1"}
     make_papers_command(services)(ack=ack, body=body)

@@ -29,7 +29,7 @@ def make_papers_more(services: Services) -> Callable[..., None]:
             channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id") or ""
             origin = Origin(str(channel), user, response_url=body.get("response_url") or None)
             key = f"action:{session_id}:{action.get('action_ts') or ''}:{user}"
-            submit(services, answers.run_more, services.core, origin, session_id, key)
+            submit(services, origin, answers.run_more, services.core, origin, session_id, key)
         except Exception:  # after the ack nothing may escape (see handlers.submit)
             log.exception("papers_more failed after its ack")
 

@@ -35,7 +35,7 @@ def make_papers_command(services: Services) -> Callable[..., None]:
                 user=str(body.get("user_id") or ""),
                 response_url=body.get("response_url") or None,
             )
-            submit(services, answers.run_command, services.core, origin, work, command_key(body))
+            submit(services, origin, answers.run_command, services.core, origin, work, command_key(body))
         except Exception:  # after the ack nothing may escape (see handlers.submit)
             log.exception("/papers failed after its ack")
 

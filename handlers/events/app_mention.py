@@ -40,7 +40,7 @@ def make_app_mention(services: Services) -> Callable[..., None]:
             log.info("app_mention %s redelivered (retry %s, %s)", body.get("event_id"), retry, reason)
         origin = Origin(channel, str(event.get("user") or ""), thread_ts=str(event.get("thread_ts") or ts))
         key = f"event:{body['event_id']}" if body.get("event_id") else f"mention:{channel}:{ts}"
-        submit(services, answers.run_mention, services.core, origin, strip_mention(event, bot_user), key)
+        submit(services, origin, answers.run_mention, services.core, origin, strip_mention(event, bot_user), key)
 
     return app_mention
 
