@@ -144,13 +144,18 @@ class SearchHit:
 
 @dataclass(frozen=True, slots=True)
 class SearchPage:
-    """A page of results for one query; ``total`` counts every document that matched."""
+    """A page of results for one query; ``total`` counts every document that matched.
+
+    ``estimated``: phrases or author names were checked on the best candidates only, and ``total``
+    extrapolates from them.
+    """
 
     query: str
     total: int
     hits: tuple[SearchHit, ...]
     offset: int = 0
     took_ms: float = 0.0
+    estimated: bool = False
 
 
 @dataclass(frozen=True, slots=True)

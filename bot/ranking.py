@@ -216,8 +216,8 @@ def _above_block_bound(keys: np.ndarray, k: int) -> np.ndarray | None:
 
 def rank(
     snap: Snapshot, q: Query, limit: int, offset: int, fetch: Callable[[Sequence[str]], Mapping[str, Paper]]
-) -> tuple[int, tuple[SearchHit, ...]]:
-    """``(total, hits)`` of one result page."""
+) -> tuple[int, tuple[SearchHit, ...], bool]:
+    """``(total, hits, estimated)`` of one result page; ``estimated`` when not every candidate was checked."""
     if q.tokens:
         score, mask = _scores(snap, q.tokens)
         mask &= snap.alive
@@ -232,17 +232,19 @@ def rank(
         found = fetch([snap.ids[s] for s in ranked])
         papers = {s: p for s in ranked if (p := found.get(snap.ids[s])) is not None}
         total, page = int(np.count_nonzero(mask)), [s for s in ranked if s in papers]
+        estimated = False
     else:
         papers = {}
-        total, passed = _checked(snap, q, keys, mask, check, want, fetch, papers)
+        total, passed, estimated = _checked(snap, q, keys, mask, check, want, fetch, papers)
         page = passed[offset:want]
     distinct = list(dict.fromkeys(q.tokens))
     present = _token_presence(snap, distinct, page)
     terms = frozenset(distinct)
-    return total, tuple(
+    hits = tuple(
         _hit(q, papers[s], float(keys[s]) if q.tokens else 0.0, have, terms)
         for s, have in zip(page, present, strict=True)
     )
+    return total, hits, estimated
 
 
 def _checked(
@@ -254,11 +256,11 @@ def _checked(
     want: int,
     fetch: Callable[[Sequence[str]], Mapping[str, Paper]],
     papers: dict[int, Paper],
-) -> tuple[int, list[int]]:
+) -> tuple[int, list[int], bool]:
     """Walk the slots in rank order, checking flagged ones on the fetched paper, until a page is full."""
     size = int(np.count_nonzero(mask))
     passed: list[int] = []
-    done = checked = rejected = missing = 0
+    done = checked = rejected = missing = flagged_missing = 0
     k = min(size, 2 * want)
     wants_text = bool(q.phrases or q.excludes)  # author filters alone never need the abstract analysed
     counted = any(not p.words for p in (*q.phrases, *q.excludes))
@@ -269,6 +271,7 @@ def _checked(
             paper = found.get(snap.ids[slot])
             if paper is None:
                 missing += 1
+                flagged_missing += int(check[slot])
                 continue
             if check[slot]:
                 checked += 1
@@ -284,9 +287,10 @@ def _checked(
             break
         k = min(size, k * 4, done + MAX_CHECKED - checked)  # never fetch far past the check budget
     total = size - missing - rejected
-    if done < size and checked:  # estimate the unchecked rest from the rejection rate so far
-        total -= round((int(np.count_nonzero(check)) - checked) * rejected / checked)
-    return total, passed
+    unchecked = int(np.count_nonzero(check)) - checked - flagged_missing if done < size else 0
+    if unchecked and checked:  # estimate the unchecked rest from the rejection rate so far
+        total -= round(unchecked * rejected / checked)
+    return max(total, len(passed)), passed, bool(unchecked)
 
 
 def _hit(q: Query, paper: Paper, score: float, present: set[str], terms: frozenset[str]) -> SearchHit:

@@ -39,10 +39,10 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def render_search_parent(*, user_id: str, query: str, total: int) -> Message:
+def render_search_parent(*, user_id: str, query: str, total: int, estimated: bool = False) -> Message:
     """``<@U…> searched for “query” — N results``: the channel message the results thread hangs from."""
     who = user_mention(user_id) or "Someone"
-    text = f"{who} searched for {quoted(query)} — {_plural(total, 'result')}"
+    text = f"{who} searched for {quoted(query)} — {'about ' if estimated else ''}{_plural(total, 'result')}"
     return make_message(text, [section(text)])
 
 
@@ -67,7 +67,7 @@ def render_search_results(page: SearchPage, *, more_value: str | None) -> Messag
     first = page.offset + 1
     last = page.offset + len(hits)
     where = f"Result {first}" if first == last else f"Results {first}–{last}"
-    title = f"{where} of {page.total} for {quoted(page.query)}"
+    title = f"{where} of {'about ' if page.estimated else ''}{page.total} for {quoted(page.query)}"
     blocks = [section(f"*{title}*")]
     shown: list[str] = []
     for n, hit in enumerate(hits):

@@ -404,8 +404,8 @@ class SearchIndex:
         parsed = parse_query(query) if isinstance(query, str) else query
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must be >= 0")
-        total, hits = rank(self._snap, parsed, limit, offset, self.fetch)
-        return SearchPage(parsed.raw, total, hits, offset, (time.perf_counter() - started) * 1000)
+        total, hits, estimated = rank(self._snap, parsed, limit, offset, self.fetch)
+        return SearchPage(parsed.raw, total, hits, offset, (time.perf_counter() - started) * 1000, estimated)
 
     def fetch(self, ids: Sequence[str]) -> Mapping[str, Paper]:
         if self._fetch is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import sys
@@ -259,6 +260,8 @@ def test_search_parent_mentions_a_valid_user_and_escapes_the_query() -> None:
     assert msg.text == "<@U123ABC> searched for “graph &lt;b&gt; &amp; co” — 3 results"
     assert msg.blocks[0]["text"]["text"] == msg.text
     assert render_search_parent(user_id="U1", query="q", total=1).text == "Someone searched for “q” — 1 result"
+    about = render_search_parent(user_id="U1", query='"q r"', total=1200, estimated=True)
+    assert about.text == 'Someone searched for “"q r"” — about 1200 results'
     assert render_search_parent(user_id="<!here>", query="q", total=0).text.startswith("Someone")
 
 
@@ -291,6 +294,11 @@ def test_search_results_show_rank_metadata_and_more_button() -> None:
 def test_search_results_without_more_value_have_no_button() -> None:
     msg = render_search_results(_page(), more_value=None)
     assert all(b["type"] != "actions" for b in msg.blocks)
+
+
+def test_an_estimated_total_says_about() -> None:
+    page = dataclasses.replace(_page(), estimated=True)
+    assert "*Results 1–3 of about 42 for “retrieval graph”*" in mrkdwn(render_search_results(page, more_value=None))
 
 
 def test_many_hits_stay_within_limits() -> None:

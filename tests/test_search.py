@@ -229,10 +229,12 @@ def test_phrase_total_is_exact_when_all_candidates_are_checked_and_estimated_bey
     papers = [doc(f"d{i}", "deep learning" if i % 2 else "learning deep") for i in range(300)]
     index = SearchIndex.build(papers)
     assert index.search('"deep learning"', limit=300).total == 150
+    assert not index.search('"deep learning"', limit=300).estimated
+    assert not index.search("deep learning", limit=5).estimated  # postings decide plain terms exactly
     monkeypatch.setattr(bot.ranking, "MAX_CHECKED", 20)
     page = index.search('"deep learning"', limit=5)
     assert len(page.hits) == 5 and all(h.paper.title == "deep learning" for h in page.hits)
-    assert 110 <= page.total <= 190  # estimated from the checked share
+    assert 110 <= page.total <= 190 and page.estimated  # estimated from the checked share
 
 
 def test_undecidable_filters_fetch_at_most_the_check_budget(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,7 +44,7 @@ def search(core: Core, origin: Origin, query: str, answer: Answer) -> None:
     page = core.index.search(query, limit=PAGE_SIZE, offset=0)
     next_offset = page.offset + len(page.hits)
     session_id = secrets.token_urlsafe(12) if page.total > next_offset else None
-    parent = render_search_parent(user_id=origin.user, query=query, total=page.total)
+    parent = render_search_parent(user_id=origin.user, query=query, total=page.total, estimated=page.estimated)
     thread = start_thread(core, origin, parent, answer)
     if session_id:  # stored before the button can be seen, so a fast click finds it
         core.store.save_search_session(
