@@ -179,7 +179,7 @@ def test_heroku_style_postgres_url_connects(pg_url: str) -> None:
     store = Store.open(pg_url.replace("postgresql+psycopg://", "postgres://", 1))
     try:
         assert store.dialect == "postgresql"
-        assert store.migrate() == [1]
+        assert store.migrate() == [1, 2]
         store.check_schema()
     finally:
         store.close()
