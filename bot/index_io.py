@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -29,11 +29,16 @@ import bot.postings
 import bot.search
 import bot.text
 import bot.vocab
+from bot.postings import PaperIds, Postings, Segment
 from bot.search import FetchPapers, SearchIndex
+from bot.vocab import Vocab
 
 FORMAT = 2
 CHUNK = 4 << 20  # bytes per saved part
 _KINDS = "biuSf"  # bool, integers, byte strings, floats
+_VOCABS = ("vocab", "authors", "cats")
+_PARTS = ("terms", "authors", "cats")
+_FIELDS = ("keys", "offsets", "docs", "tfs")
 
 
 class CacheMismatch(ValueError):
@@ -60,7 +65,7 @@ def _version(package: str) -> str:
 
 def dump(index: SearchIndex) -> Iterator[tuple[str, bytes]]:
     """The index as ``(name, bytes)`` parts, ``meta`` first; each part is made only when asked for."""
-    last_seq, arrays = index.export_arrays()
+    last_seq, arrays = _arrays(index)
     layout = {name: {"dtype": a.dtype.str, "shape": list(a.shape)} for name, a in sorted(arrays.items())}
     meta = {"fingerprint": fingerprint(), "last_seq": last_seq, "papers": len(index), "arrays": layout}
     yield "meta", json.dumps(meta).encode()
@@ -94,7 +99,7 @@ def load(parts: dict[str, bytes], fetch_papers: FetchPapers | None = None) -> Se
     meta = describe(parts)
     try:
         arrays = {name: _array(name, spec, parts) for name, spec in meta["arrays"].items()}
-        return SearchIndex.from_arrays(meta["last_seq"], arrays, fetch_papers)
+        return _restore(meta["last_seq"], arrays, fetch_papers)
     except (KeyError, ValueError, TypeError) as exc:
         raise CacheMismatch(f"damaged saved index ({type(exc).__name__}: {exc})") from None
 
@@ -113,3 +118,61 @@ def _array(name: str, spec: Mapping[str, Any], parts: dict[str, bytes]) -> np.nd
     if at != size:
         raise ValueError(f"{name}: {at} bytes saved, {size} expected")
     return np.frombuffer(buffer, dtype).reshape(shape)
+
+
+def _arrays(index: SearchIndex) -> tuple[int, dict[str, np.ndarray]]:
+    """``(last_seq, {name: array})``: everything the index is, as :func:`_restore` takes it back."""
+    last_seq, snap, vocabs = index.export_state()
+    arrays = {"alive": snap.alive, "doc_len": snap.doc_len, "dates": snap.dates, "dfs": snap.stats.dfs}
+    arrays["ids"] = snap.ids.ids
+    for name, (blob, offsets) in zip(_VOCABS, vocabs, strict=True):
+        arrays[f"{name}.blob"], arrays[f"{name}.offsets"] = blob, offsets
+    for i, seg in enumerate(snap.segments):
+        arrays[f"seg{i}"] = np.array([seg.base, seg.size], np.int64)
+        for part in _PARTS:
+            postings: Postings = getattr(seg, part)
+            for field in _FIELDS:
+                if (value := getattr(postings, field)) is not None:
+                    arrays[f"seg{i}.{part}.{field}"] = value
+    return last_seq, arrays
+
+
+def _restore(last_seq: int, arrays: Mapping[str, np.ndarray], fetch_papers: FetchPapers | None) -> SearchIndex:
+    """The index :func:`_arrays` described. KeyError/ValueError when the arrays do not fit together."""
+    vocabs = [Vocab.of_arrays(arrays[f"{n}.blob"], arrays[f"{n}.offsets"]) for n in _VOCABS]
+    segments: list[Segment] = []
+    while f"seg{len(segments)}" in arrays:
+        i = len(segments)
+        base, size = (int(v) for v in arrays[f"seg{i}"])
+        parts = [Postings(*(arrays.get(f"seg{i}.{part}.{f}") for f in _FIELDS)) for part in _PARTS]  # type: ignore[arg-type]
+        segments.append(Segment(base, size, *parts))
+    per_slot = (arrays["alive"], arrays["doc_len"], arrays["dates"])
+    ids = PaperIds.empty().extended([bytes(i).decode("utf-8", "surrogatepass") for i in arrays["ids"]])
+    _check_layout(segments, len(per_slot[1]), (*per_slot, ids.ids), arrays["dfs"], vocabs)
+    return SearchIndex.restore(last_seq, vocabs, segments, ids, per_slot, arrays["dfs"], fetch_papers)
+
+
+def _check_layout(
+    segments: Sequence[Segment], n_slots: int, per_slot: Sequence[np.ndarray], dfs: np.ndarray, vocabs: Sequence[Vocab]
+) -> None:
+    """ValueError unless restored arrays describe one consistent index."""
+    bases = [seg.base for seg in segments]
+    if bases != [sum(seg.size for seg in segments[:i]) for i in range(len(segments))]:
+        raise ValueError("segments are not contiguous")
+    if sum(seg.size for seg in segments) != n_slots or any(len(a) != n_slots for a in per_slot):
+        raise ValueError("per-document arrays disagree on the number of documents")
+    if len(dfs) > len(vocabs[0]):
+        raise ValueError("document frequencies for unknown terms")
+    for seg in segments:
+        for postings, vocab in zip((seg.terms, seg.authors, seg.cats), vocabs, strict=True):
+            kinds = (postings.keys.dtype, postings.offsets.dtype, postings.docs.dtype)
+            if kinds != (np.int32, np.int64, np.uint16) or (
+                postings.tfs is not None and postings.tfs.dtype.kind != "u"
+            ):
+                raise ValueError("postings arrays have the wrong types")
+            if len(postings.offsets) != len(postings.keys) + 1 or postings.offsets[-1] != len(postings.docs):
+                raise ValueError("postings offsets do not fit their documents")
+            if len(postings.keys) and (postings.keys.max() >= len(vocab) or postings.keys.min() < 0):
+                raise ValueError("postings name unknown terms")
+            if len(postings.docs) and postings.docs.max() >= seg.size:
+                raise ValueError("postings name documents outside their segment")

@@ -44,8 +44,6 @@ EPSILON: float = _BM25["epsilon"].default
 _ADD_BATCH = 5_000  # papers tokenized per step: bounds the build's temporary memory (~280 MB peak at 100k)
 _FREEZE_AT = 4096  # new terms kept in a dict before they move into the compact arrays
 
-_PARTS = ("terms", "authors", "cats")
-
 FetchPapers = Callable[[Sequence[str]], Mapping[str, Paper]]
 
 
@@ -113,32 +111,6 @@ class _ChunkIds(dict[str, tuple[int, ...]]):
         return value
 
 
-def _check_layout(
-    segments: Sequence[Segment], n_slots: int, per_slot: Sequence[np.ndarray], dfs: np.ndarray, vocabs: Sequence[Vocab]
-) -> None:
-    """ValueError unless restored arrays describe one consistent index."""
-    bases = [seg.base for seg in segments]
-    if bases != [sum(seg.size for seg in segments[:i]) for i in range(len(segments))]:
-        raise ValueError("segments are not contiguous")
-    if sum(seg.size for seg in segments) != n_slots or any(len(a) != n_slots for a in per_slot):
-        raise ValueError("per-document arrays disagree on the number of documents")
-    if len(dfs) > len(vocabs[0]):
-        raise ValueError("document frequencies for unknown terms")
-    for seg in segments:
-        for postings, vocab in zip((seg.terms, seg.authors, seg.cats), vocabs, strict=True):
-            kinds = (postings.keys.dtype, postings.offsets.dtype, postings.docs.dtype)
-            if kinds != (np.int32, np.int64, np.uint16) or (
-                postings.tfs is not None and postings.tfs.dtype.kind != "u"
-            ):
-                raise ValueError("postings arrays have the wrong types")
-            if len(postings.offsets) != len(postings.keys) + 1 or postings.offsets[-1] != len(postings.docs):
-                raise ValueError("postings offsets do not fit their documents")
-            if len(postings.keys) and (postings.keys.max() >= len(vocab) or postings.keys.min() < 0):
-                raise ValueError("postings name unknown terms")
-            if len(postings.docs) and postings.docs.max() >= seg.size:
-                raise ValueError("postings name documents outside their segment")
-
-
 def _text(paper: Paper) -> str:
     return document_text(paper.title, paper.abstract)
 
@@ -192,43 +164,34 @@ class SearchIndex:
         index.compact()
         return index
 
-    def export_arrays(self) -> tuple[int, dict[str, np.ndarray]]:
-        """``(last_seq, {name: array})``: everything the index is, as :meth:`from_arrays` takes it back."""
+    def export_state(self) -> tuple[int, Snapshot, list[tuple[np.ndarray, np.ndarray]]]:
+        """``(last_seq, snapshot, [(blob, offsets)] of the term, author and category vocabularies)``,
+        taken together (``bot.index_io`` saves them)."""
         with self._refresh_lock, self._lock:
-            snap, last_seq = self._snap, self._last_seq
-            arrays = {"alive": snap.alive, "doc_len": snap.doc_len, "dates": snap.dates, "dfs": snap.stats.dfs}
-            arrays["ids"] = snap.ids.ids
-            for name, vocab in (("vocab", self._vocab), ("authors", self._author_vocab), ("cats", self._cat_vocab)):
-                arrays[f"{name}.blob"], arrays[f"{name}.offsets"] = vocab.arrays()
-        for i, seg in enumerate(snap.segments):
-            arrays[f"seg{i}"] = np.array([seg.base, seg.size], np.int64)
-            for part in _PARTS:
-                postings: Postings = getattr(seg, part)
-                for field_ in ("keys", "offsets", "docs", "tfs"):
-                    if (value := getattr(postings, field_)) is not None:
-                        arrays[f"seg{i}.{part}.{field_}"] = value
-        return last_seq, arrays
+            vocabs = []
+            for vocab in (self._vocab, self._author_vocab, self._cat_vocab):
+                vocab.freeze()
+                vocabs.append(vocab.arrays())
+            return self._last_seq, self._snap, vocabs
 
     @classmethod
-    def from_arrays(
-        cls, last_seq: int, arrays: Mapping[str, np.ndarray], fetch_papers: FetchPapers | None = None
+    def restore(
+        cls,
+        last_seq: int,
+        vocabs: Sequence[Vocab],
+        segments: Sequence[Segment],
+        ids: PaperIds,
+        per_slot: tuple[np.ndarray, np.ndarray, np.ndarray],
+        dfs: np.ndarray,
+        fetch_papers: FetchPapers | None = None,
     ) -> SearchIndex:
-        """The index :meth:`export_arrays` described. KeyError/ValueError when the arrays do not fit together."""
+        """The index ``export_state`` described (``bot.index_io`` checks the parts fit together first).
+
+        ``per_slot`` is (alive, doc_len, dates).
+        """
         index = cls(fetch_papers)
-        vocabs = [Vocab.of_arrays(arrays[f"{n}.blob"], arrays[f"{n}.offsets"]) for n in ("vocab", "authors", "cats")]
         index._vocab, index._author_vocab, index._cat_vocab = vocabs
-        segments: list[Segment] = []
-        while f"seg{len(segments)}" in arrays:
-            i = len(segments)
-            base, size = (int(v) for v in arrays[f"seg{i}"])
-            parts = [
-                Postings(*(arrays.get(f"seg{i}.{part}.{f}") for f in ("keys", "offsets", "docs", "tfs")))  # type: ignore[arg-type]
-                for part in _PARTS
-            ]
-            segments.append(Segment(base, size, *parts))
-        doc_len, alive, dates, dfs = (arrays[n] for n in ("doc_len", "alive", "dates", "dfs"))
-        ids = PaperIds.empty().extended([bytes(i).decode("utf-8", "surrogatepass") for i in arrays["ids"]])
-        _check_layout(segments, len(doc_len), (alive, dates, ids.ids), dfs, vocabs)
+        alive, doc_len, dates = per_slot
         empty = Snapshot.empty(index._author_vocab, CorpusStats())
         index._snap = index._snapshot(empty, tuple(segments), ids, alive.astype(bool), doc_len, dates, dfs)
         index._last_seq = last_seq

@@ -8,15 +8,20 @@ PostgreSQL tests are never skipped silently: an unreachable server fails them, u
 
 from __future__ import annotations
 
+import gzip
+import itertools
+import json
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
 
 if TYPE_CHECKING:
+    from bot.models import Paper
     from bot.store import Store
     from tests.botproc import BotProcess
     from tests.fakes.sources import FakeSources
@@ -25,6 +30,28 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PAPERBOY_SHARED", "/work/shared"))
 FIXTURES = SHARED / "fixtures"
 PG_URL = os.environ.get("PAPERBOY_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+CORPUS = SHARED / "data" / "arxiv-cs-daily-2025-2026" / "arxiv_abstracts.jsonl.gz"
+
+
+def corpus_papers(n: int) -> list[Paper]:
+    """The first ``n`` real abstracts of the shared corpus, with authors, categories and dates."""
+    from bot.models import Paper
+
+    if not CORPUS.is_file():
+        pytest.fail(f"shared corpus not found at {CORPUS}; set PAPERBOY_SHARED")
+    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
+        rows = [json.loads(line) for line in itertools.islice(f, n)]
+    return [
+        Paper(
+            id=r["id"],
+            title=r["title"],
+            abstract=r["abstract"],
+            authors=tuple(r["authors"]),
+            categories=tuple(r["categories"]),
+            announced=date.fromisoformat(r["date"]),
+        )
+        for r in rows
+    ]
 
 
 @pytest.fixture(autouse=True)

@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import itertools
-import json
 import logging
-import os
-from datetime import date
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -24,10 +18,8 @@ from bot.models import Paper
 from bot.search import SearchIndex
 from bot.store import Store
 from bot.store.schema import index_cache
+from tests.conftest import corpus_papers
 
-CORPUS = (
-    Path(os.environ.get("PAPERBOY_SHARED", "/work/shared")) / "data/arxiv-cs-daily-2025-2026/arxiv_abstracts.jsonl.gz"
-)
 QUERIES = [
     "graph neural network",
     "diffusion",
@@ -43,21 +35,7 @@ QUERIES = [
 
 @pytest.fixture(scope="module")
 def papers() -> list[Paper]:
-    if not CORPUS.is_file():
-        pytest.fail(f"shared corpus not found at {CORPUS}; set PAPERBOY_SHARED")
-    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in itertools.islice(f, 300)]
-    return [
-        Paper(
-            id=r["id"],
-            title=r["title"],
-            abstract=r["abstract"],
-            authors=tuple(r["authors"]),
-            categories=tuple(r["categories"]),
-            announced=date.fromisoformat(r["date"]),
-        )
-        for r in rows
-    ]
+    return corpus_papers(300)
 
 
 def results(index: SearchIndex) -> list[list[tuple[str, float, tuple[str, ...]]]]:

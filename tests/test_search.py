@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import itertools
-import json
-import os
 import random
 import sys
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -26,30 +22,13 @@ from bot.errors import QueryError
 from bot.models import Paper, SearchPage
 from bot.search import SearchIndex
 from bot.text import document_text, tokenize
-
-CORPUS = (
-    Path(os.environ.get("PAPERBOY_SHARED", "/work/shared")) / "data/arxiv-cs-daily-2025-2026/arxiv_abstracts.jsonl.gz"
-)
+from tests.conftest import corpus_papers
 
 
 @pytest.fixture(scope="module")
 def real() -> list[Paper]:
     """400 real abstracts from the shared corpus."""
-    if not CORPUS.is_file():
-        pytest.fail(f"shared corpus not found at {CORPUS}; set PAPERBOY_SHARED")
-    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
-        rows = [json.loads(line) for line in itertools.islice(f, 400)]
-    return [
-        Paper(
-            id=r["id"],
-            title=r["title"],
-            abstract=r["abstract"],
-            authors=tuple(r["authors"]),
-            categories=tuple(r["categories"]),
-            announced=date.fromisoformat(r["date"]),
-        )
-        for r in rows
-    ]
+    return corpus_papers(400)
 
 
 @pytest.fixture(params=[bot.postings.SEGMENT_DOCS, 37], ids=["one-segment", "small-segments"])
