@@ -145,9 +145,45 @@ def channel_keywords(core: Core, ch: ChannelConfig) -> tuple[list[str], list[str
     return [k.keyword for k in keywords], [k.keyword for k in excludes]
 
 
-def candidates(core: Core, channel: str, day: date, start: datetime, end: datetime) -> list[Paper]:
-    """Papers first seen in [start, end) that are news (recently announced) and not yet posted here."""
-    papers = core.store.papers_first_seen(start, end, news_since=day - RECENT)
+@dataclass(frozen=True)
+class Window:
+    """The papers a digest considers: stored since the channel's last plan, up to ``seq_end``."""
+
+    start: datetime  # nominal start (the last plan's end), shown to operators
+    end: datetime
+    seq_end: int  # papers.seq when this plan read the store
+    after_seq: int | None  # the last plan's watermark (None: the first plan, or one before migration 3)
+    seen_since: datetime  # lower bound on first_seen, so an archive import of old listings stays out
+
+
+def next_window(core: Core, channel: str, now: datetime) -> Window:
+    """The window after the channel's last planned digest.
+
+    Windows are consecutive ranges of ``first_seq`` (commit order), not of time: a paper whose
+    ``first_seen`` stamp predates another worker's plan but which committed after it falls in the next
+    window, never in none. The watermark is read before the candidates, so it never covers a row
+    this plan did not see (writers assign ``seq`` in commit order; see ``bot/store/papers.py``).
+    """
+    seq_end = core.store.max_seq()
+    prev = dg.last_window(core.store.engine, channel)
+    end = now + timedelta(microseconds=1)  # papers stored at `now` belong to this window
+    if prev is None or prev.window_end is None:
+        start = now - timedelta(hours=36)
+        return Window(start, end, seq_end, None, start)
+    if prev.seq_end is None:  # planned before migration 3: continue from its time window
+        return Window(prev.window_end, end, seq_end, None, prev.window_end)
+    return Window(prev.window_end, end, seq_end, prev.seq_end, prev.window_start or prev.window_end)
+
+
+def candidates(core: Core, channel: str, day: date, window: Window) -> list[Paper]:
+    """Papers new in ``window`` that are news (recently announced) and not yet posted here."""
+    w = window
+    if w.after_seq is None:
+        papers = core.store.papers_first_seen(w.seen_since, w.end, news_since=day - RECENT, upto_seq=w.seq_end)
+    else:
+        papers = core.store.papers_first_seen(
+            w.seen_since, news_since=day - RECENT, after_seq=w.after_seq, upto_seq=w.seq_end
+        )
     posted = dg.already_posted(core.store.engine, channel, [p.id for p in papers])
     return [p for p in papers if p.id not in posted]
 
@@ -215,9 +251,8 @@ def _run_digest(core: Core, ch: ChannelConfig, day: date, *, force: bool) -> Dig
 
 def _plan(core: Core, ch: ChannelConfig, run: dg.DigestRun, results: Sequence[FetchResult], now: datetime) -> bool:
     engine = core.store.engine
-    end = now + timedelta(microseconds=1)  # papers stored at `now` belong to this window
-    start = dg.last_window_end(engine, ch.channel) or now - timedelta(hours=36)
-    papers = candidates(core, ch.channel, run.day, start, end)
+    window = next_window(core, ch.channel, now)
+    papers = candidates(core, ch.channel, run.day, window)
     matches = find_matches(core, ch, papers)
     wanted = set(core.settings.categories)
     new_counts = Counter(c for p in papers for c in p.categories[:1] if c in wanted)
@@ -232,7 +267,16 @@ def _plan(core: Core, ch: ChannelConfig, run: dg.DigestRun, results: Sequence[Fe
     )
     messages = [plan.parent, *plan.thread]
     final = _final_state(results, len(matches))
-    return dg.plan(engine, run, core.owner, messages, window_start=start, window_end=end, final_state=final)
+    return dg.plan(
+        engine,
+        run,
+        core.owner,
+        messages,
+        window_start=window.start,
+        window_end=window.end,
+        seq_end=window.seq_end,
+        final_state=final,
+    )
 
 
 def _final_state(results: Sequence[FetchResult], matched: int) -> str:

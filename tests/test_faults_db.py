@@ -443,6 +443,6 @@ def test_schema_older_than_the_code_stops_start_up_with_one_line_saying_how_to_m
     assert "python -m bot migrate" in lines[0]
 
     migrated = _run_bot(tmp_path, db, "migrate")
-    assert migrated.returncode == 0 and "applied migrations: 2" in migrated.stdout, migrated.stderr
+    assert migrated.returncode == 0 and "applied migrations: 2, 3" in migrated.stdout, migrated.stderr
     after = _run_bot(tmp_path, db, "search", "graph")
     assert after.returncode == 0, after.stderr

@@ -216,6 +216,48 @@ def test_late_paper_is_posted_the_next_day_once(store: Store, slack: FakeSlack, 
     assert len(digests(slack)) == 2
 
 
+def test_paper_committed_after_a_plan_but_stamped_before_it_goes_in_the_next_digest(
+    store: Store, slack: FakeSlack, sources: FakeSources
+) -> None:
+    """Found by the soak (seed 437024796): a worker stamps ``first_seen`` when its fetch starts and
+    commits later; meanwhile another worker plans a digest whose window ends after that stamp. A
+    time window then lost the paper for good; a commit-ordered one puts it in the next digest."""
+    first, slow = news(3), news(2, start=60)
+    serve_announcement(sources, first)
+    core = make_core(store, slack, sources)
+    today = datetime.now(UTC)
+    fetch_started = today - timedelta(seconds=5)  # the other worker took its stamp before this plan
+    run_due_digests(core, now=today)
+    store.upsert_papers(slow, now=fetch_started)  # ... and commits after it
+    core.index.refresh(store)
+    core._fetched = None
+    tomorrow = today + timedelta(days=1)
+    core.clock = lambda: tomorrow
+    run_due_digests(core, now=tomorrow)
+    assert Counter(posted_paper_ids(slack, CHANNEL)) == Counter(p.id for p in first + slow)
+    day_two = digests(slack)[-1]
+    assert "2 match" in day_two["text"]  # and only the new ones count as new: yesterday's are not again
+
+
+def test_an_imported_archive_never_floods_the_next_digest(store: Store, slack: FakeSlack, sources: FakeSources) -> None:
+    """Imports keep their listing day as ``first_seen``: though committed after the last plan, a
+    recent paper listed days before that plan's window is archive, not news."""
+    serve_announcement(sources, news(2))
+    core = make_core(store, slack, sources)
+    today = datetime.now(UTC)
+    run_due_digests(core, now=today)
+    listed = today - timedelta(days=3)
+    old = [replace(p, first_seen=listed, announced=listed.date()) for p in news(4, start=80)]
+    store.upsert_papers(old, now=today + timedelta(hours=1))
+    core.index.refresh(store)
+    core._fetched = None
+    tomorrow = today + timedelta(days=1)
+    core.clock = lambda: tomorrow
+    run_due_digests(core, now=tomorrow)
+    assert Counter(posted_paper_ids(slack, CHANNEL)) == Counter(p.id for p in news(2))
+    assert len(digests(slack)) == 2
+
+
 def test_two_workers_racing_post_one_digest(store: Store, slack: FakeSlack, sources: FakeSources) -> None:
     serve_announcement(sources, news(6))
     cores = [make_core(store, slack, sources, owner=f"w{i}") for i in range(2)]

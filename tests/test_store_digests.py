@@ -58,7 +58,8 @@ def test_plan_writes_messages_and_outbox_atomically_and_once(store: Store) -> No
         (1, "pending", ("2611.00003",)),
     ]
     assert dg.already_posted(store.engine, "C1", ["2611.00001", "2611.00009"]) == {"2611.00001"}
-    assert dg.last_window_end(store.engine, "C1") == NOW
+    last = dg.last_window(store.engine, "C1")
+    assert last is not None and (last.window_end, last.seq_end) == (NOW, None)
     dg.begin_attempt(store.engine, run.id, 0)
     dg.mark_posted(store.engine, run.id, 0, "1.0001", NOW)
     first, second = dg.planned_messages(store.engine, run.id)

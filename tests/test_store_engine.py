@@ -120,6 +120,24 @@ def test_run_tx_gives_up_after_its_retries_with_a_store_error(db_url: str, monke
         engine.dispose()
 
 
+def test_run_tx_does_not_retry_a_missing_column(db_url: str) -> None:
+    """SQLite reports schema mistakes as OperationalError, like a dropped connection: they fail at once."""
+    store = Store.open(db_url)
+    store.migrate()
+    calls: list[int] = []
+
+    def work(conn: sa.Connection) -> None:
+        calls.append(1)
+        conn.execute(sa.text("select no_such_column from papers"))
+
+    try:
+        with pytest.raises(sa.exc.DBAPIError, match="no_such_column"):
+            store.run(work)
+        assert len(calls) == 1
+    finally:
+        store.close()
+
+
 def test_run_tx_does_not_retry_integrity_errors(db_url: str) -> None:
     store = Store.open(db_url)
     store.migrate()
@@ -179,7 +197,7 @@ def test_heroku_style_postgres_url_connects(pg_url: str) -> None:
     store = Store.open(pg_url.replace("postgresql+psycopg://", "postgres://", 1))
     try:
         assert store.dialect == "postgresql"
-        assert store.migrate() == [1, 2]
+        assert store.migrate() == [1, 2, 3]
         store.check_schema()
     finally:
         store.close()

@@ -13,8 +13,10 @@ from bot.store import SCHEMA_VERSION, Store
 from bot.store.schema import (
     MIGRATIONS,
     Migration,
+    _v1_metadata,
     check_schema,
     digest_runs,
+    metadata,
     migrate,
     outbox,
     schema_migrations,
@@ -42,13 +44,17 @@ def store(db_url: str):
 
 def test_migrate_blank_database_then_rerun_is_a_noop(store: Store) -> None:
     assert store.schema_version() == 0
-    assert store.migrate() == [1, 2]
-    assert store.schema_version() == SCHEMA_VERSION == 2
+    assert store.migrate() == [1, 2, 3]
+    assert store.schema_version() == SCHEMA_VERSION == 3
     assert set(sa.inspect(store.engine).get_table_names()) >= TABLES
     store.check_schema()
     assert store.migrate() == []
     rows = store.run(lambda c: list(c.execute(sa.select(schema_migrations))), write=False)
-    assert [(r.version, r.name) for r in rows] == [(1, "initial tables"), (2, "search index cache")]
+    assert [(r.version, r.name) for r in rows] == [
+        (1, "initial tables"),
+        (2, "search index cache"),
+        (3, "commit-ordered digest windows"),
+    ]
     assert rows[0].applied_at.tzinfo is not None
 
 
@@ -59,14 +65,14 @@ def test_check_schema_on_blank_database_names_the_fix(store: Store) -> None:
 
 def test_check_schema_on_older_database_names_versions_and_fix(store: Store) -> None:
     store.migrate()
-    with pytest.raises(SchemaError, match=r"at version 2, this code needs 3: run `python -m bot migrate`"):
-        check_schema(store.engine, expected=3)
+    with pytest.raises(SchemaError, match=r"at version 3, this code needs 4: run `python -m bot migrate`"):
+        check_schema(store.engine, expected=4)
 
 
 def test_newer_database_is_refused_by_check_and_migrate(store: Store) -> None:
     store.migrate()
     store.run(lambda c: c.execute(schema_migrations.insert().values(version=99, name="future", applied_at=_now())))
-    with pytest.raises(SchemaError, match="at version 99, newer than this code's 2"):
+    with pytest.raises(SchemaError, match="at version 99, newer than this code's 3"):
         store.check_schema()
     with pytest.raises(SchemaError, match="newer"):
         store.migrate()
@@ -78,8 +84,8 @@ def test_failing_migration_is_rolled_back_and_stays_unapplied(store: Store) -> N
         conn.execute(sa.text("INSERT INTO no_such_table VALUES (1)"))
 
     with pytest.raises(sa.exc.DBAPIError):
-        migrate(store.engine, (*MIGRATIONS, Migration(3, "broken", boom)))
-    assert schema_version(store.engine) == 2  # migrations 1 and 2 committed in its own transaction
+        migrate(store.engine, (*MIGRATIONS, Migration(4, "broken", boom)))
+    assert schema_version(store.engine) == 3  # migrations 1 to 3 each committed in its own transaction
     assert "half_done" not in sa.inspect(store.engine).get_table_names()
 
 
@@ -104,7 +110,7 @@ def test_two_concurrent_migrations_apply_each_version_once(db_url: str) -> None:
     for t in threads:
         t.join(timeout=60)
     assert errors == []
-    assert sorted(v for applied in results for v in applied) == [1, 2]  # each version once, by any of them
+    assert sorted(v for applied in results for v in applied) == [1, 2, 3]  # each version once, by any of them
 
 
 def test_aware_datetimes_round_trip_as_utc_and_naive_ones_are_refused(store: Store) -> None:
@@ -154,3 +160,58 @@ def test_constraints_hold_unique_run_per_day_and_foreign_keys(store: Store) -> N
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def test_migration_3_keeps_every_row_and_continues_the_digest_window_from_its_time(store: Store) -> None:
+    """A database planned under version 2 (time windows) upgrades in place: ``first_seq`` = ``seq``, and
+    the next digest window starts where the last time window ended."""
+    from bot.jobs import Core, next_window
+    from bot.search import SearchIndex
+    from bot.settings import Settings
+    from tests.botproc import news
+
+    migrate(store.engine, MIGRATIONS[:2])
+    v2_papers = _v1_metadata().tables["papers"]  # what version-2 code wrote: no first_seq column
+    stamped = _now() - timedelta(hours=2)
+    rows = [
+        {"id": p.id, "seq": n, "title": p.title, "abstract": p.abstract, "first_seen": stamped, "last_changed": stamped}
+        for n, p in enumerate(news(3), start=1)
+    ]
+    store.run(lambda c: c.execute(v2_papers.insert(), rows))
+    planned_until = _now() - timedelta(hours=1)
+    store.run(
+        lambda c: c.execute(
+            digest_runs.insert().values(
+                channel="C1",
+                day=date(2026, 1, 5),
+                state="posted",
+                created_at=planned_until,
+                window_start=planned_until - timedelta(days=1),
+                window_end=planned_until,
+            )  # fmt: skip
+        )
+    )
+    assert store.migrate() == [3]
+    rows = store.run(lambda c: list(c.execute(sa.text("SELECT seq, first_seq FROM papers"))), write=False)
+    assert len(rows) == 3 and all(r.first_seq == r.seq for r in rows)
+    assert {c["name"] for c in sa.inspect(store.engine).get_columns("digest_runs")} >= {"seq_end"}
+
+    core = Core(settings=Settings(), store=store, index=SearchIndex())
+    window = next_window(core, "C1", _now())
+    assert (window.after_seq, window.start, window.seen_since) == (None, planned_until, planned_until)
+    assert window.seq_end == store.max_seq() == 3
+    store.upsert_papers(news(1, start=40))
+    (new,) = store.get_papers(["2611.00040"]).values()
+    assert new.first_seen is not None and new.first_seen >= planned_until
+    fresh = store.run(lambda c: c.scalar(sa.text("SELECT first_seq FROM papers WHERE id = '2611.00040'")))
+    assert fresh == 4  # new rows get their own first seq
+
+
+def test_a_migrated_database_has_every_column_and_index_the_code_declares(store: Store) -> None:
+    migrate(store.engine, MIGRATIONS[:1])  # a version-1 database, upgraded step by step
+    store.migrate()
+    inspector = sa.inspect(store.engine)
+    for table in metadata.sorted_tables:
+        assert {c["name"] for c in inspector.get_columns(table.name)} == {c.name for c in table.columns}, table.name
+        declared = {i.name for i in table.indexes}
+        assert declared <= {i["name"] for i in inspector.get_indexes(table.name)}, table.name

@@ -85,8 +85,18 @@ class Store:
     def count_papers(self) -> int:
         return papers.count_papers(self.engine)
 
-    def papers_first_seen(self, start: datetime, end: datetime, *, news_since: date | None = None) -> list[Paper]:
-        return papers.papers_first_seen(self.engine, start, end, news_since=news_since)
+    def papers_first_seen(
+        self,
+        start: datetime,
+        end: datetime | None = None,
+        *,
+        news_since: date | None = None,
+        after_seq: int | None = None,
+        upto_seq: int | None = None,
+    ) -> list[Paper]:
+        return papers.papers_first_seen(
+            self.engine, start, end, news_since=news_since, after_seq=after_seq, upto_seq=upto_seq
+        )
 
     def iter_papers(self, batch_size: int = 5000) -> Iterator[Paper]:
         return papers.iter_papers(self.engine, batch_size)

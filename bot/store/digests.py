@@ -42,6 +42,7 @@ class DigestRun:
     parent_ts: str | None
     note: str | None
     created_at: datetime
+    seq_end: int | None = None  # the papers.seq watermark the window was planned up to
 
     @property
     def planned(self) -> bool:
@@ -141,11 +142,14 @@ def finish(engine: Engine, run_id: int, owner: str, state: str, now: datetime, n
     return run_tx(engine, fn)
 
 
-def last_window_end(engine: Engine, channel: str) -> datetime | None:
-    """Where the channel's previous digest window ended (the watermark for "new since last digest")."""
+def last_window(engine: Engine, channel: str) -> DigestRun | None:
+    """The channel's most recently planned run: where "new since the last digest" starts."""
 
-    def fn(conn: Connection) -> datetime | None:
-        return conn.scalar(sa.select(sa.func.max(digest_runs.c.window_end)).where(digest_runs.c.channel == channel))
+    def fn(conn: Connection) -> DigestRun | None:
+        c = digest_runs.c
+        q = sa.select(digest_runs).where(c.channel == channel, c.window_end.is_not(None))
+        row = conn.execute(q.order_by(c.window_end.desc(), c.id.desc()).limit(1)).first()
+        return _run(row) if row else None
 
     return run_tx(engine, fn, write=False)
 
@@ -172,6 +176,7 @@ def plan(
     *,
     window_start: datetime,
     window_end: datetime,
+    seq_end: int | None = None,
     final_state: str = POSTED,
 ) -> bool:
     """Record every message of the digest and an outbox row per paper, atomically, before posting.
@@ -182,7 +187,7 @@ def plan(
     def fn(conn: Connection) -> bool:
         c = digest_runs.c
         upd = sa.update(digest_runs).where(c.id == run.id, c.owner == owner, c.state == CLAIMED, c.window_end.is_(None))
-        if conn.execute(upd.values(window_start=window_start, window_end=window_end)).rowcount != 1:
+        if conn.execute(upd.values(window_start=window_start, window_end=window_end, seq_end=seq_end)).rowcount != 1:
             return False
         for chunk, msg in enumerate(messages):
             data = {

@@ -147,10 +147,14 @@ def storable(text: str) -> str:
     return _UNSTORABLE.sub(lambda m: " " if m.group() == "\x00" else "\ufffd", text)
 
 
+# SQLite reports schema mistakes as OperationalError too; retrying those only delays the real message.
+_NOT_TRANSIENT = ("no such table", "no such column", "has no column named", "syntax error")
+
+
 def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
     if exc.connection_invalidated:
         return True
-    return isinstance(exc, sa.exc.OperationalError)
+    return isinstance(exc, sa.exc.OperationalError) and not any(s in str(exc.orig) for s in _NOT_TRANSIENT)
 
 
 def run_tx(engine: Engine, fn: Callable[[Connection], T], *, write: bool = True) -> T:

@@ -3,7 +3,9 @@
 Every real change (insert or update) gives the row a new ``seq``, one above the table's maximum,
 assigned while the writer holds the write lock (SQLite ``BEGIN IMMEDIATE``; a transaction-scoped
 advisory lock on PostgreSQL). Writers are serialised, so ``seq`` grows in commit order and
-``changes_since(seq)`` never skips a committed change.
+``changes_since(seq)`` never skips a committed change. A new row's ``first_seq`` is its first
+``seq`` and never changes: digest windows are ranges of it, so a paper committed after a window was
+planned always falls in the next one, whatever its ``first_seen`` stamp says.
 
 Merge rules for a record whose id is already stored:
 
@@ -43,7 +45,9 @@ _BIBLIO = (
     *("title", "abstract", "authors", "categories", "published", "updated"),
     *("comment", "journal_ref", "doi", "announce_type"),
 )
-_TRACKED = tuple(c.name for c in papers.columns if c.name not in ("id", "seq", "first_seen", "last_changed"))
+_TRACKED = tuple(
+    c.name for c in papers.columns if c.name not in ("id", "seq", "first_seq", "first_seen", "last_changed")
+)
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,10 @@ def _upsert_batch(conn: Connection, *, batch: list[Paper], now: datetime) -> Ups
         changed_rows: list[dict[str, Any]] = []
         for i, (pid, d) in enumerate(state.items()):
             row = _to_row({**d, "seq": seq + i, "last_changed": now})
-            (new_rows if is_new[pid] else changed_rows).append(row)
+            if is_new[pid]:
+                new_rows.append({**row, "first_seq": seq + i})
+            else:
+                changed_rows.append(row)
         if new_rows:
             conn.execute(papers.insert(), new_rows)
         if changed_rows:
@@ -244,16 +251,33 @@ def count_papers(engine: Engine) -> int:
     return run_tx(engine, lambda c: c.scalar(sa.select(sa.func.count()).select_from(papers)) or 0, write=False)
 
 
-def papers_first_seen(engine: Engine, start: datetime, end: datetime, *, news_since: date | None = None) -> list[Paper]:
+def papers_first_seen(
+    engine: Engine,
+    start: datetime,
+    end: datetime | None = None,
+    *,
+    news_since: date | None = None,
+    after_seq: int | None = None,
+    upto_seq: int | None = None,
+) -> list[Paper]:
     """Papers whose ``first_seen`` is in ``[start, end)``, oldest first.
 
-    With ``news_since``, only those announced on arXiv or listed by HF on that day or later: the
-    filter runs in the database, so a window that holds a freshly imported archive stays cheap.
+    With ``after_seq``/``upto_seq``, only rows inserted in that ``first_seq`` range ``(after, upto]``
+    (a digest window in commit order). With ``news_since``, only those announced on arXiv or listed
+    by HF on that day or later: the filter runs in the database, so a window that holds a freshly
+    imported archive stays cheap.
     """
-    stmt = sa.select(papers).where(papers.c.first_seen >= start, papers.c.first_seen < end)
+    c = papers.c
+    stmt = sa.select(papers).where(c.first_seen >= start)
+    if end is not None:
+        stmt = stmt.where(c.first_seen < end)
+    if after_seq is not None:
+        stmt = stmt.where(c.first_seq > after_seq)
+    if upto_seq is not None:
+        stmt = stmt.where(c.first_seq <= upto_seq)
     if news_since is not None:
-        stmt = stmt.where(sa.or_(papers.c.announced >= news_since, papers.c.hf_date >= news_since))
-    return [row_to_paper(r) for r in _fetch(engine, stmt.order_by(papers.c.first_seen, papers.c.id))]
+        stmt = stmt.where(sa.or_(c.announced >= news_since, c.hf_date >= news_since))
+    return [row_to_paper(r) for r in _fetch(engine, stmt.order_by(c.first_seen, c.id))]
 
 
 def iter_papers(engine: Engine, batch_size: int = 5000) -> Iterator[Paper]:

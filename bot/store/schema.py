@@ -85,8 +85,11 @@ papers = sa.Table(
     sa.Column("sources", sa.Text, nullable=False, server_default="[]"),  # JSON list
     sa.Column("first_seen", UTCDateTime, nullable=False),
     sa.Column("last_changed", UTCDateTime, nullable=False),
+    # The seq the row was inserted with; never changes. Digest windows are ranges of it (migration 3).
+    sa.Column("first_seq", sa.BigInteger, nullable=False, server_default="0"),
     sa.Index("ix_papers_seq", "seq", unique=True),
     sa.Index("ix_papers_first_seen", "first_seen"),
+    sa.Index("ix_papers_first_seq", "first_seq"),
 )
 
 digest_runs = sa.Table(
@@ -100,6 +103,7 @@ digest_runs = sa.Table(
     sa.Column("lease_until", UTCDateTime),
     sa.Column("window_start", UTCDateTime),
     sa.Column("window_end", UTCDateTime),
+    sa.Column("seq_end", sa.BigInteger),  # the papers.seq watermark the window was planned up to (migration 3)
     sa.Column("parent_ts", sa.Text),
     sa.Column("note", sa.Text),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -185,18 +189,84 @@ class Migration:
     apply: Callable[[Connection], None]
 
 
+def _v1_metadata() -> sa.MetaData:
+    """The tables as migration 1 created them, frozen: later migrations alter ``papers`` and ``digest_runs``."""
+    v1 = sa.MetaData()
+    sa.Table(
+        "papers",
+        v1,
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("seq", sa.BigInteger, nullable=False),
+        sa.Column("version", sa.Integer),
+        sa.Column("title", sa.Text, nullable=False),
+        sa.Column("abstract", sa.Text, nullable=False),
+        sa.Column("authors", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("categories", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("primary_category", sa.Text),
+        sa.Column("announced", sa.Date),
+        sa.Column("published", UTCDateTime),
+        sa.Column("updated", UTCDateTime),
+        sa.Column("comment", sa.Text),
+        sa.Column("journal_ref", sa.Text),
+        sa.Column("doi", sa.Text),
+        sa.Column("announce_type", sa.Text),
+        sa.Column("hf_upvotes", sa.Integer),
+        sa.Column("hf_repo", sa.Text),
+        sa.Column("hf_keywords", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("hf_date", sa.Date),
+        sa.Column("sources", sa.Text, nullable=False, server_default="[]"),
+        sa.Column("first_seen", UTCDateTime, nullable=False),
+        sa.Column("last_changed", UTCDateTime, nullable=False),
+        sa.Index("ix_papers_seq", "seq", unique=True),
+        sa.Index("ix_papers_first_seen", "first_seen"),
+    )
+    sa.Table(
+        "digest_runs",
+        v1,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("channel", sa.Text, nullable=False),
+        sa.Column("day", sa.Date, nullable=False),
+        sa.Column("state", sa.Text, nullable=False),
+        sa.Column("owner", sa.Text),
+        sa.Column("lease_until", UTCDateTime),
+        sa.Column("window_start", UTCDateTime),
+        sa.Column("window_end", UTCDateTime),
+        sa.Column("parent_ts", sa.Text),
+        sa.Column("note", sa.Text),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("finished_at", UTCDateTime),
+        sa.UniqueConstraint("channel", "day", name="uq_digest_runs_channel_day"),
+        sqlite_autoincrement=True,
+    )
+    for table in (digest_messages, outbox, keyword_edits, seen_events, search_sessions):
+        table.to_metadata(v1)
+    return v1
+
+
 def _m1_initial(conn: Connection) -> None:
-    tables = [papers, digest_runs, digest_messages, outbox, keyword_edits, seen_events, search_sessions]
-    metadata.create_all(conn, tables=tables, checkfirst=False)
+    _v1_metadata().create_all(conn, checkfirst=False)
 
 
 def _m2_index_cache(conn: Connection) -> None:
     index_cache.create(conn, checkfirst=False)
 
 
+def _m3_commit_ordered_windows(conn: Connection) -> None:
+    """Digest windows by commit order: ``papers.first_seq`` and ``digest_runs.seq_end``.
+
+    A time window lost papers whose ``first_seen`` stamp was taken before another worker planned but
+    which committed after it (found by the soak test). Existing rows get ``first_seq = seq``.
+    """
+    conn.execute(sa.text("ALTER TABLE papers ADD COLUMN first_seq BIGINT NOT NULL DEFAULT 0"))
+    conn.execute(sa.text("UPDATE papers SET first_seq = seq"))
+    conn.execute(sa.text("CREATE INDEX ix_papers_first_seq ON papers (first_seq)"))
+    conn.execute(sa.text("ALTER TABLE digest_runs ADD COLUMN seq_end BIGINT"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial tables", _m1_initial),
     Migration(2, "search index cache", _m2_index_cache),
+    Migration(3, "commit-ordered digest windows", _m3_commit_ordered_windows),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
