@@ -29,6 +29,7 @@ from bot.settings import ChannelConfig, Settings
 from bot.sources import fetch_announcements
 from bot.store import Store
 from bot.store import digests as dg
+from bot.window import candidates, next_window
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ EVENT_TYPE = "paperboy_digest"
 LEASE = timedelta(minutes=2)
 FETCH_CACHE = timedelta(minutes=10)
 RETRY_EVERY = timedelta(minutes=10)
-RECENT = timedelta(days=7)  # papers announced longer ago are archive imports, not news
 ARXIV_TZ = ZoneInfo("America/New_York")
 
 Fetcher = Callable[[date], list[FetchResult]]
@@ -145,49 +145,6 @@ def channel_keywords(core: Core, ch: ChannelConfig) -> tuple[list[str], list[str
     return [k.keyword for k in keywords], [k.keyword for k in excludes]
 
 
-@dataclass(frozen=True)
-class Window:
-    """The papers a digest considers: stored since the channel's last plan, up to ``seq_end``."""
-
-    start: datetime  # nominal start (the last plan's end), shown to operators
-    end: datetime
-    seq_end: int  # papers.seq when this plan read the store
-    after_seq: int | None  # the last plan's watermark (None: the first plan, or one before migration 3)
-    seen_since: datetime  # lower bound on first_seen, so an archive import of old listings stays out
-
-
-def next_window(core: Core, channel: str, now: datetime) -> Window:
-    """The window after the channel's last planned digest.
-
-    Windows are consecutive ranges of ``first_seq`` (commit order), not of time: a paper whose
-    ``first_seen`` stamp predates another worker's plan but which committed after it falls in the next
-    window, never in none. The watermark is read before the candidates, so it never covers a row
-    this plan did not see (writers assign ``seq`` in commit order; see ``bot/store/papers.py``).
-    """
-    seq_end = core.store.max_seq()
-    prev = dg.last_window(core.store.engine, channel)
-    end = now + timedelta(microseconds=1)  # papers stored at `now` belong to this window
-    if prev is None or prev.window_end is None:
-        start = now - timedelta(hours=36)
-        return Window(start, end, seq_end, None, start)
-    if prev.seq_end is None:  # planned before migration 3: continue from its time window
-        return Window(prev.window_end, end, seq_end, None, prev.window_end)
-    return Window(prev.window_end, end, seq_end, prev.seq_end, prev.window_start or prev.window_end)
-
-
-def candidates(core: Core, channel: str, day: date, window: Window) -> list[Paper]:
-    """Papers new in ``window`` that are news (recently announced) and not yet posted here."""
-    w = window
-    if w.after_seq is None:
-        papers = core.store.papers_first_seen(w.seen_since, w.end, news_since=day - RECENT, upto_seq=w.seq_end)
-    else:
-        papers = core.store.papers_first_seen(
-            w.seen_since, news_since=day - RECENT, after_seq=w.after_seq, upto_seq=w.seq_end
-        )
-    posted = dg.already_posted(core.store.engine, channel, [p.id for p in papers])
-    return [p for p in papers if p.id not in posted]
-
-
 def find_matches(core: Core, ch: ChannelConfig, papers: Sequence[Paper]) -> list[Match]:
     keywords, excludes = channel_keywords(core, ch)
     return match_papers(papers, keywords, excludes, core.index.stats())
@@ -251,8 +208,8 @@ def _run_digest(core: Core, ch: ChannelConfig, day: date, *, force: bool) -> Dig
 
 def _plan(core: Core, ch: ChannelConfig, run: dg.DigestRun, results: Sequence[FetchResult], now: datetime) -> bool:
     engine = core.store.engine
-    window = next_window(core, ch.channel, now)
-    papers = candidates(core, ch.channel, run.day, window)
+    window = next_window(core.store, ch.channel, now)
+    papers = candidates(core.store, ch.channel, run.day, window)
     matches = find_matches(core, ch, papers)
     wanted = set(core.settings.categories)
     new_counts = Counter(c for p in papers for c in p.categories[:1] if c in wanted)

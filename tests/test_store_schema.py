@@ -165,9 +165,7 @@ def _now() -> datetime:
 def test_migration_3_keeps_every_row_and_continues_the_digest_window_from_its_time(store: Store) -> None:
     """A database planned under version 2 (time windows) upgrades in place: ``first_seq`` = ``seq``, and
     the next digest window starts where the last time window ended."""
-    from bot.jobs import Core, next_window
-    from bot.search import SearchIndex
-    from bot.settings import Settings
+    from bot.window import next_window
     from tests.botproc import news
 
     migrate(store.engine, MIGRATIONS[:2])
@@ -196,8 +194,7 @@ def test_migration_3_keeps_every_row_and_continues_the_digest_window_from_its_ti
     assert len(rows) == 3 and all(r.first_seq == r.seq for r in rows)
     assert {c["name"] for c in sa.inspect(store.engine).get_columns("digest_runs")} >= {"seq_end"}
 
-    core = Core(settings=Settings(), store=store, index=SearchIndex())
-    window = next_window(core, "C1", _now())
+    window = next_window(store, "C1", _now())
     assert (window.after_seq, window.start, window.seen_since) == (None, planned_until, planned_until)
     assert window.seq_end == store.max_seq() == 3
     store.upsert_papers(news(1, start=40))
