@@ -38,8 +38,8 @@ from slack_bolt.logger.messages import warning_client_prioritized_and_token_skip
 from slack_sdk import WebClient
 
 import handlers
-from bot.cli import build_index, open_store
 from bot.cli import main as cli_main
+from bot.cli import open_index, open_store
 from bot.delivery import SlackDelivery
 from bot.errors import AuthError, BotError, ConfigError, DeliveryError
 from bot.jobs import Core, run_due_digests
@@ -125,7 +125,8 @@ def run(env: Mapping[str, str] = os.environ) -> int:
             "DATABASE_URL, or set ALLOW_EPHEMERAL_SQLITE=1 if the disk is really persistent."
         )
     store = open_store(settings)
-    index = build_index(store, quiet=True)
+    saved = open_index(store, quiet=True)
+    index = saved.index
     release_free_memory()
     log.info("index ready: %d papers", len(index))
     delivery = SlackDelivery(tokens.bot_token, base_url=settings.slack_api_url)
@@ -159,6 +160,7 @@ def run(env: Mapping[str, str] = os.environ) -> int:
     def wake() -> None:
         if not core.stopping.is_set():
             run_due_digests(core)
+            saved.resave_if_behind()
             release_free_memory()  # searches fragment the heap; give the pages back every sweep
 
     scheduler = build_scheduler(settings, wake, sweep_seconds=_env_float(env, "PAPERBOY_SWEEP_S", 60))

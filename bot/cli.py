@@ -13,6 +13,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TextIO
@@ -27,7 +28,7 @@ from bot.settings import Settings, load_settings
 from bot.store import Store
 
 Command = Callable[[argparse.Namespace, TextIO], int]
-RESAVE_AFTER = 5000  # papers indexed beyond the saved copy at start-up before it is saved again
+RESAVE_AFTER = 5000  # changes indexed beyond the saved copy before it is saved again
 log = logging.getLogger(__name__)
 
 
@@ -42,21 +43,45 @@ def open_store(settings: Settings, *, migrate_blank: bool = True) -> Store:
 
 def build_index(store: Store, *, quiet: bool = False) -> SearchIndex:
     """The search index: the database's saved copy brought up to date, or else built from every paper and saved."""
+    return open_index(store, quiet=quiet).index
+
+
+@dataclass
+class SavedIndex:
+    """The live search index, and how far its copy saved in the database goes (``papers.seq``)."""
+
+    store: Store
+    index: SearchIndex
+    saved_seq: int
+
+    def resave_if_behind(self) -> bool:
+        """Save again once ``RESAVE_AFTER`` changes were indexed beyond the saved copy, so a worker that
+        runs for months still restarts in seconds. A failed save waits for as many changes again."""
+        seq = self.index.last_seq
+        if seq - self.saved_seq < RESAVE_AFTER:
+            return False
+        save_index(self.store, self.index)
+        self.saved_seq = seq
+        return True
+
+
+def open_index(store: Store, *, quiet: bool = False) -> SavedIndex:
+    """``build_index``, keeping track of the saved copy for ``SavedIndex.resave_if_behind``."""
     try:
         index = index_io.load(store.load_index_cache(), store.get_papers)
     except index_io.CacheMismatch as exc:
         log.info("building the search index (%s)", exc)
     else:
+        saved = SavedIndex(store, index, index.last_seq)
         added = index.refresh(store)
         log.info("search index loaded: %d papers, %d of them indexed since it was saved", len(index), added)
-        if added >= RESAVE_AFTER:
-            save_index(store, index)
-        return index
+        saved.resave_if_behind()
+        return saved
     total = store.count_papers()
     with tqdm(total=total, desc="indexing", unit="paper", disable=quiet or total < 5000, file=sys.stderr) as bar:
         index = SearchIndex.from_store(store, progress=bar.update)
     save_index(store, index)
-    return index
+    return SavedIndex(store, index, index.last_seq)
 
 
 def save_index(store: Store, index: SearchIndex) -> None:

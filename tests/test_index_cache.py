@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 
+import bot.cli
 import bot.index_io
 import bot.postings
 import bot.search
-from bot.cli import build_index
+from bot.cli import build_index, open_index
 from bot.errors import StoreError
 from bot.models import Paper
 from bot.search import SearchIndex
@@ -79,6 +80,28 @@ def test_a_restart_loads_the_saved_index_and_catches_up(
     fresh = SearchIndex.from_store(store)
     assert every_hit(resumed) == every_hit(fresh)
     assert [h.paper.id for h in resumed.search("quokkas").hits] == [papers[0].id]
+
+
+def test_a_running_worker_saves_again_once_far_enough_ahead_of_the_saved_copy(
+    store: Store, papers: list[Paper], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bot.cli, "RESAVE_AFTER", 40)
+    store.upsert_papers(papers[:200])
+    saved = open_index(store, quiet=True)
+    assert bot.index_io.describe(store.load_index_cache())["last_seq"] == 200
+
+    store.upsert_papers(papers[200:230])  # what the morning fetches add while the worker runs
+    saved.index.refresh(store)
+    assert not saved.resave_if_behind()  # 30 changes behind: not yet
+    store.upsert_papers(papers[230:260])
+    saved.index.refresh(store)
+    assert saved.resave_if_behind()
+    assert bot.index_io.describe(store.load_index_cache())["last_seq"] == 260
+    assert not saved.resave_if_behind()  # up to date again
+
+    restarted = open_index(store, quiet=True)
+    assert len(restarted.index) == 260 and restarted.saved_seq == 260
+    assert results(restarted.index) == results(saved.index)
 
 
 def test_an_index_saved_by_other_code_is_rebuilt_and_replaced(
