@@ -340,11 +340,13 @@ def _soak(url: str, fakes: tuple[FakeSlack, FakeSources, SimClock], runs: int) -
             assert h.stats[f"slack chat.postMessage {kind}"] > 0, f"seed={SOAK_SEED}: no {kind} fault"
 
 
+@pytest.mark.timeout(120 + SOAK_RUNS)  # about 0.1 s an iteration: a long run must not hit the 300 s default
 def test_soak_sqlite(tmp_path: Path, slack_and_sources: tuple[FakeSlack, FakeSources, SimClock]) -> None:
     _soak(f"sqlite:///{tmp_path / 'soak.db'}", slack_and_sources, SOAK_RUNS)
 
 
 @pytest.mark.postgres
+@pytest.mark.timeout(120 + SOAK_PG_RUNS)
 def test_soak_postgresql(pg_url: str, slack_and_sources: tuple[FakeSlack, FakeSources, SimClock]) -> None:
     _soak(pg_url, slack_and_sources, SOAK_PG_RUNS)
 
