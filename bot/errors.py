@@ -44,6 +44,10 @@ class SchemaError(StoreError):
     """The database schema is older (or newer) than this code expects."""
 
 
+class PlanConflict(StoreError):
+    """Another digest of the channel planned some of the same papers first (two workers, two days)."""
+
+
 class ImportFormatError(BotError):
     """A file given to ``python -m bot import`` is not in a supported format."""
 

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot import digest as render
-from bot.errors import AuthError, DeliveryError
+from bot.errors import AuthError, DeliveryError, PlanConflict
 from bot.faults import crash_point
 from bot.matching import match_papers
 from bot.models import FetchResult, Match, Paper, SourceState
@@ -200,10 +200,21 @@ def _run_digest(core: Core, ch: ChannelConfig, day: date, *, force: bool) -> Dig
             return DigestOutcome(ch.channel, day, dg.WAITING, note=note)
         if _arxiv_not_out_yet(results, now):  # still stale after the retry window (or forced)
             results = _stale_as_failed(results)
-        if not _plan(core, ch, run, results, core.clock()):
+        if not _plan_again_on_conflict(core, ch, run, results):
             return DigestOutcome(ch.channel, day, "busy")
         crash_point("after_plan")  # the outbox is written, nothing is posted yet
     return _post(core, ch, run.id, day)
+
+
+def _plan_again_on_conflict(core: Core, ch: ChannelConfig, run: dg.DigestRun, results: Sequence[FetchResult]) -> bool:
+    """Plan; when another run of the channel planned some of the same papers meanwhile (another worker
+    on another day's digest), plan again: the new window starts after that run's."""
+    for attempt in range(1, 4):
+        try:
+            return _plan(core, ch, run, results, core.clock())
+        except PlanConflict as exc:
+            log.info("digest %s %s: planning again (attempt %d): %s", ch.channel, run.day, attempt + 1, exc)
+    return _plan(core, ch, run, results, core.clock())
 
 
 def _plan(core: Core, ch: ChannelConfig, run: dg.DigestRun, results: Sequence[FetchResult], now: datetime) -> bool:

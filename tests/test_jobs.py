@@ -277,6 +277,32 @@ def test_two_workers_racing_post_one_digest(store: Store, slack: FakeSlack, sour
     assert Counter(posted_paper_ids(slack, CHANNEL)) == Counter(p.id for p in news(6))
 
 
+def test_two_days_of_one_channel_planned_at_once_post_each_paper_once(
+    store: Store, slack: FakeSlack, sources: FakeSources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Worker b plans today's digest while worker a plans the channel's late digest of yesterday:
+    both see the same new papers. The one that plans second must plan again, not fail."""
+    serve_announcement(sources, news(6))
+    a, b = (make_core(store, slack, sources, owner=o) for o in ("a", "b"))
+    now = datetime.now(UTC)
+    yesterday = now.date() - timedelta(days=1)
+    assert dg.claim(store.engine, CHANNEL, yesterday, "a", now, a.lease)  # left open yesterday
+    real = jobs.find_matches
+    interleaved: list[jobs.DigestOutcome] = []
+
+    def find_matches(core: Core, ch: ChannelConfig, papers: list) -> list:
+        if core is b and not interleaved:  # b has read its candidates; a plans and posts meanwhile
+            interleaved.append(jobs.run_digest(a, ch, yesterday))
+        return real(core, ch, papers)
+
+    monkeypatch.setattr(jobs, "find_matches", find_matches)
+    today = jobs.run_digest(b, channel(), now.date())
+    assert [o.state for o in interleaved] == [dg.POSTED]
+    assert today.state == dg.POSTED
+    assert Counter(posted_paper_ids(slack, CHANNEL)) == Counter(p.id for p in news(6))
+    assert len(digests(slack)) == 2
+
+
 @pytest.mark.parametrize("tz", ["Europe/Berlin", "America/Los_Angeles"])
 def test_dst_keeps_wall_clock_time_with_no_double_or_missing_morning(tz: str) -> None:
     ch = ChannelConfig(channel=CHANNEL, time=time(8, 30), timezone=tz)

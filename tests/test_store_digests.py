@@ -6,8 +6,8 @@ import threading
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 
+from bot.errors import PlanConflict
 from bot.models import Message
 from bot.store import Store
 from bot.store import digests as dg
@@ -75,7 +75,7 @@ def test_a_paper_goes_to_a_channel_at_most_once_ever(store: Store) -> None:
     )
     nxt = dg.claim(store.engine, "C1", DAY + timedelta(days=1), "a", NOW, LEASE)
     assert nxt is not None
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises(PlanConflict):
         dg.plan(store.engine, nxt, "a", [Message("x", (), ("2611.00001",))], window_start=NOW, window_end=NOW)
     assert not dg.get_run(store.engine, "C1", DAY + timedelta(days=1)).planned  # type: ignore[union-attr]
 
@@ -95,3 +95,32 @@ def test_concurrent_claims_have_one_winner(store: Store) -> None:
     for t in threads:
         t.join(30)
     assert len(winners) == 1
+
+
+def test_the_last_window_is_the_last_planned_in_commit_order_not_by_clock(store: Store) -> None:
+    def planned(day: date, end: datetime, seq_end: int | None) -> None:
+        run = dg.claim(store.engine, "C1", day, "a", NOW, LEASE)
+        assert run and dg.plan(
+            store.engine, run, "a", [], window_start=end - timedelta(days=1), window_end=end, seq_end=seq_end
+        )
+
+    assert dg.last_window(store.engine, "C1") is None
+    planned(DAY - timedelta(days=3), NOW + timedelta(hours=5), None)  # before migration 3: no watermark
+    planned(DAY - timedelta(days=2), NOW, 5)
+    planned(DAY - timedelta(days=1), NOW - timedelta(minutes=1), 9)  # planned later, by a worker whose clock lags
+    last = dg.last_window(store.engine, "C1")
+    assert last is not None and (last.day, last.seq_end) == (DAY - timedelta(days=1), 9)
+    assert dg.last_window(store.engine, "C2") is None
+
+
+def test_a_paper_planned_by_another_run_meanwhile_is_a_plan_conflict_and_writes_nothing(store: Store) -> None:
+    first = dg.claim(store.engine, "C1", DAY - timedelta(days=1), "a", NOW, LEASE)
+    second = dg.claim(store.engine, "C1", DAY, "b", NOW, LEASE)
+    assert first and second
+    assert dg.plan(store.engine, first, "a", [Message("x", (), ("2611.00001",))], window_start=NOW, window_end=NOW)
+    msgs = [Message("y", (), ("2611.00002",)), Message("z", (), ("2611.00001",))]
+    with pytest.raises(PlanConflict, match="C1 2026-11-27"):
+        dg.plan(store.engine, second, "b", msgs, window_start=NOW, window_end=NOW)
+    assert dg.planned_messages(store.engine, second.id) == []
+    assert dg.already_posted(store.engine, "C1", ["2611.00002"]) == set()
+    assert not dg.get_run(store.engine, "C1", DAY).planned  # type: ignore[union-attr]

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from bot.errors import PlanConflict
 from bot.models import Message
 from bot.store.engine import run_tx
 from bot.store.schema import digest_messages, digest_runs, outbox
@@ -148,7 +149,8 @@ def last_window(engine: Engine, channel: str) -> DigestRun | None:
     def fn(conn: Connection) -> DigestRun | None:
         c = digest_runs.c
         q = sa.select(digest_runs).where(c.channel == channel, c.window_end.is_not(None))
-        row = conn.execute(q.order_by(c.window_end.desc(), c.id.desc()).limit(1)).first()
+        order = (c.seq_end.desc().nulls_last(), c.window_end.desc(), c.id.desc())  # seq_end: commit order
+        row = conn.execute(q.order_by(*order).limit(1)).first()
         return _run(row) if row else None
 
     return run_tx(engine, fn, write=False)
@@ -182,6 +184,10 @@ def plan(
     """Record every message of the digest and an outbox row per paper, atomically, before posting.
 
     Returns False (and writes nothing) when the lease was lost.
+
+    Raises:
+        PlanConflict: another run of the channel has an outbox row for one of these papers (it was
+            planned after this one read its candidates); nothing was written, plan again.
     """
 
     def fn(conn: Connection) -> bool:
@@ -215,7 +221,10 @@ def plan(
                 conn.execute(sa.insert(outbox), rows)
         return True
 
-    return run_tx(engine, fn)
+    try:
+        return run_tx(engine, fn)
+    except sa.exc.IntegrityError as exc:
+        raise PlanConflict(f"{run.channel} {run.day}: a paper of this digest was planned by another run") from exc
 
 
 def planned_messages(engine: Engine, run_id: int) -> list[PlannedMessage]:
