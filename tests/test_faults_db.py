@@ -46,7 +46,7 @@ from bot.settings import ChannelConfig, Settings
 from bot.sources import fetch_announcements
 from bot.store import Store
 from bot.store import digests as dg
-from bot.store.schema import MIGRATIONS, migrate
+from bot.store.migrations import MIGRATIONS, migrate
 from tests.botproc import CHANNEL, REPO, news, posted_paper_ids
 from tests.fakes.slack import FakeSlack, Fault
 from tests.fakes.sources import FakeSources, fast_client, render_rss_feed

@@ -10,18 +10,8 @@ import sqlalchemy as sa
 
 from bot.errors import SchemaError
 from bot.store import SCHEMA_VERSION, Store
-from bot.store.schema import (
-    MIGRATIONS,
-    Migration,
-    _v1_metadata,
-    check_schema,
-    digest_runs,
-    metadata,
-    migrate,
-    outbox,
-    schema_migrations,
-    schema_version,
-)
+from bot.store.migrations import MIGRATIONS, Migration, _v1_metadata, check_schema, migrate, schema_version
+from bot.store.schema import digest_runs, metadata, outbox, schema_migrations
 
 TABLES = {
     "schema_migrations",

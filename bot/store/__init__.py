@@ -1,8 +1,9 @@
 """The store: one SQLAlchemy Core database (SQLite or PostgreSQL) behind a small ``Store`` facade.
 
 ``Store.open(url)`` builds a tuned engine (see ``engine.py``); the methods delegate to the modules
-that own each table group: ``papers.py``, ``keywords.py``, ``events.py`` and the migrations in
-``schema.py``. Digest runs, messages and the outbox live in ``digests.py``.
+that own each table group: ``papers.py``, ``keywords.py`` and ``events.py``. Digest runs, messages
+and the outbox live in ``digests.py``; the tables are declared in ``schema.py`` and created by
+``migrations.py``.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from typing import TypeVar
 from sqlalchemy.engine import Connection, Engine
 
 from bot.models import Paper
-from bot.store import events, index_cache, keywords, papers, schema
+from bot.store import events, index_cache, keywords, migrations, papers
 from bot.store.engine import create_engine, normalize_url, run_tx, transaction
 from bot.store.events import SearchSession
 from bot.store.keywords import KeywordEdit, KeywordSource
+from bot.store.migrations import SCHEMA_VERSION
 from bot.store.papers import UpsertCounts
-from bot.store.schema import SCHEMA_VERSION
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -61,13 +62,13 @@ class Store:
 
     # schema
     def migrate(self) -> list[int]:
-        return schema.migrate(self.engine)
+        return migrations.migrate(self.engine)
 
     def check_schema(self) -> None:
-        schema.check_schema(self.engine)
+        migrations.check_schema(self.engine)
 
     def schema_version(self) -> int:
-        return schema.schema_version(self.engine)
+        return migrations.schema_version(self.engine)
 
     # papers
     def upsert_papers(self, items: Iterable[Paper], now: datetime | None = None) -> UpsertCounts:
