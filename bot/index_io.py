@@ -4,8 +4,9 @@ An index is written as named parts: a ``meta`` part in JSON, then every array's 
 of at most ``CHUNK`` bytes (``name@0``, ``name@1``, ...), so neither saving nor loading ever holds
 a second copy of a large array. ``meta`` has a fingerprint, the store sequence number the index
 covers, and each array's dtype (plain numbers and byte strings only; nothing is unpickled) and
-shape. The fingerprint hashes the source of every module that decides what the arrays mean
-(tokenizer, postings, vocabulary, search, this file) and the versions of PyStemmer, rank-bm25 and
+shape. The fingerprint hashes the code (syntax tree, without comments and docstrings) of every
+module that decides what the arrays mean (tokenizer, postings, vocabulary, search, this file) and
+the versions of PyStemmer, rank-bm25 and
 numpy, so parts written by other code are ignored, never misread. After a load,
 ``SearchIndex.refresh`` indexes whatever the store gained since.
 
@@ -14,6 +15,7 @@ Where the parts live is the caller's business (``bot.cli.build_index`` keeps the
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import math
@@ -49,11 +51,24 @@ class CacheMismatch(ValueError):
 def fingerprint() -> str:
     digest = hashlib.sha256(f"paperboy-index/{FORMAT}".encode())
     for module in (bot.text, bot.postings, bot.vocab, bot.search):
-        digest.update(Path(str(module.__file__)).read_bytes())
-    digest.update(Path(__file__).read_bytes())
+        digest.update(code_of(Path(str(module.__file__)).read_text("utf-8")))
+    digest.update(code_of(Path(__file__).read_text("utf-8")))
     for package in ("PyStemmer", "rank-bm25", "numpy"):
         digest.update(f"{package}={_version(package)}".encode())
     return digest.hexdigest()
+
+
+def code_of(source: str) -> bytes:
+    """What ``source`` does, without its comments, docstrings and layout: an edit to those alone
+    keeps a saved index (it would otherwise cost the next start a full rebuild)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr):
+            first = body[0].value
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                node.body = body[1:] or [ast.Pass()]  # type: ignore[attr-defined]
+    return ast.dump(tree).encode()
 
 
 def _version(package: str) -> str:

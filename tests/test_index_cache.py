@@ -190,3 +190,16 @@ def test_arrays_larger_than_a_part_are_split_and_joined_again(
     loaded = bot.index_io.load(parts, store.get_papers)
     assert parts == {"meta": parts["meta"]}  # consumed as it was read
     assert results(loaded) == results(built)
+
+
+def test_the_fingerprint_ignores_comments_docstrings_and_layout_but_not_code() -> None:
+    from pathlib import Path
+
+    source = Path(bot.text.__file__).read_text("utf-8")
+    base = bot.index_io.code_of(source)
+    reworded = source.replace('"""', '"""Reworded. ', 1) + "\n# a comment at the end\n"
+    assert bot.index_io.code_of(reworded) == base
+    relaid = "def f(a,b):\n    '''Doc.'''\n    return (a +\n            b)\n"
+    assert bot.index_io.code_of(relaid) == bot.index_io.code_of("def f(a, b):\n    return a + b  # sum\n")
+    assert bot.index_io.code_of("def f(a, b):\n    return a - b\n") != bot.index_io.code_of(relaid)
+    assert bot.index_io.code_of(source.replace("lower()", "upper()", 1)) != base  # the tokenizer changed
