@@ -8,7 +8,8 @@ failed arXiv fetch, and crashes at named crash points (``bot.faults``; here an i
 abandons the run by raising ``SimulatedCrash``). After a crash a new ``Core`` with another owner
 takes over once the dead worker's lease has expired, sometimes only the next day. A "stall" instead
 freezes the worker at the point past its lease while another one takes over, then lets it carry on
-as a zombie. Every fifth iteration forces one (point, crash|stall) pair so each happens in a short
+as a zombie. Some wake-ups run a second worker at the same moment, in a thread (no stalls during
+those; see ``_wake``). Every fifth iteration forces one (point, crash|stall) pair so each happens in a short
 run. Time is simulated (jobs, delivery waits and Slack timestamps share one clock): waits cost nothing.
 
 After each iteration ``tests.invariants.check_invariants`` must find nothing, and every stored paper
@@ -18,12 +19,16 @@ that matched a channel must be in it exactly once. Every failure names ``seed=â€
 * ``PAPERBOY_SOAK_RUNS`` iterations on SQLite (default 200), ``PAPERBOY_SOAK_PG_RUNS`` on PostgreSQL
   (default 40); the long run: ``PAPERBOY_SOAK_RUNS=5000 PAPERBOY_SOAK_PG_RUNS=1000 pytest tests/test_soak.py``.
 * ``PAPERBOY_SOAK_SEED`` (default: a fresh random seed, shown in every failure).
+* ``PAPERBOY_SOAK_PARALLEL`` (default 0.25): the chance that a wake-up runs a second worker in a
+  thread at the same time (real concurrency, so a failure may not replay exactly from its seed).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -51,6 +56,9 @@ pytestmark = pytest.mark.slow
 SOAK_RUNS = int(os.environ.get("PAPERBOY_SOAK_RUNS", "200"))
 SOAK_PG_RUNS = int(os.environ.get("PAPERBOY_SOAK_PG_RUNS", "40"))
 SOAK_SEED = int(os.environ.get("PAPERBOY_SOAK_SEED") or random.SystemRandom().randrange(10**9))
+# The chance that a wake-up also runs a second worker at the same time, in a thread. Real
+# concurrency: a failure it finds may not replay exactly from its seed (then set it to 0 to check).
+SOAK_PARALLEL = float(os.environ.get("PAPERBOY_SOAK_PARALLEL", "0.25"))
 TOPICS = ("graph neural network", "protein folding", "speech recognition", "reinforcement learning")
 HOSTILE = " <!channel> <@U0BOSS> <https://evil.example|arxiv.org> & <b>|"
 ALL_DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -136,13 +144,14 @@ class CrashPlan:
         self.hits: Counter[str] = Counter()
         self.fired: list[str] = []
         self.paused = False
+        self.no_stalls = False  # while two workers run at once (see _wake)
 
     def __call__(self, name: str) -> None:
         if self.paused:
             return
         self.hits[name] += 1
         action = self.actions.get((name, self.hits[name]))
-        if action is None:
+        if action is None or (action == "stall" and self.no_stalls):
             return
         self.fired.append(f"{action} {name}:{self.hits[name]}")
         if action == "crash":
@@ -198,6 +207,35 @@ def _queue_faults(slack: FakeSlack, rng: random.Random, story: list[str]) -> Non
             slack.add_fault(method, fault)
             if fault.kind != "delay":
                 story.append(f"{method}#{k + 1}:{fault.kind}{'' if fault.retry_after is None else fault.retry_after}")
+
+
+def _wake(h: Harness, core: Core, settings: Settings, rng: random.Random, plan: CrashPlan | None) -> None:
+    """One wake-up of the day's worker; sometimes (``SOAK_PARALLEL``, and ``plan`` given) another worker
+    wakes up alongside, in a thread.
+
+    No stalls then: a stall moves the one simulated clock past the lease while the other worker may
+    be in the middle of a post, whose lease heartbeat runs on real time. That models a pause of the
+    posting worker between its lease check and its request, which leases cannot guard against (see
+    the README's exactly-once notes); crashes still happen.
+    """
+    if plan is None or not SOAK_PARALLEL or rng.random() >= SOAK_PARALLEL:
+        run_due_digests(core)
+        return
+    other = h.new_core(settings)
+    h.stats["parallel wake-ups"] += 1
+    plan.no_stalls = True
+
+    def run_other() -> None:
+        with contextlib.suppress(SimulatedCrash):  # that worker dies; the day's worker carries on
+            run_due_digests(other)
+
+    thread = threading.Thread(target=run_other, name="other-worker")
+    thread.start()
+    try:
+        run_due_digests(core)
+    finally:
+        thread.join()
+        plan.no_stalls = False
 
 
 def _open_runs(store: Store, channels: list[str]) -> list[dg.DigestRun]:
@@ -267,7 +305,7 @@ def run_iteration(h: Harness, seed: int, it: int) -> tuple[list[str], str, int]:
             core = h.new_core(settings)  # the worker of the day (yesterday's may have crashed)
             for _ in range(MAX_STEPS):
                 try:
-                    run_due_digests(core)
+                    _wake(h, core, settings, rng, None if forced else plan)
                 except SimulatedCrash:
                     core = h.new_core(settings)
                     if n_day + 1 < len(days) and rng.random() < 0.3:
@@ -335,6 +373,8 @@ def _soak(url: str, fakes: tuple[FakeSlack, FakeSources, SimClock], runs: int) -
     if runs >= FORCE_EVERY * len(FORCED):  # not vacuous: every crash point was crashed at and stalled at
         for point, action in FORCED:
             assert h.stats[f"{action} {point}"] > 0, f"seed={SOAK_SEED}: no {action} at {point} in {runs} runs"
+    if runs >= 100 and SOAK_PARALLEL > 0:  # two workers really did run at once
+        assert h.stats["parallel wake-ups"] > 0, f"seed={SOAK_SEED}: no parallel wake-up in {runs} runs"
     if runs >= 100:  # and every kind of Slack fault happened
         for kind in ("ratelimited", "http", "reset", "lost"):
             assert h.stats[f"slack chat.postMessage {kind}"] > 0, f"seed={SOAK_SEED}: no {kind} fault"
