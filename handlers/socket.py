@@ -18,10 +18,12 @@ noticed within ``STALE_AFTER_S + CHECK_EVERY_S`` (under a minute) without racing
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +47,7 @@ def connect(app: App, app_token: str, *, ping_interval: float = PING_INTERVAL_S)
     """Open the socket once; an invalid app token is an AuthError, not an endless retry loop."""
     handler = SocketModeHandler(app, app_token, trace_enabled=False, ping_interval=ping_interval)
     _fast_switchover(handler.client)
+    _ignore_replaced_sockets_disconnects(handler.client)
     try:
         handler.connect()
     except SlackApiError as exc:
@@ -81,6 +84,53 @@ def _fast_switchover(client: Any) -> None:
         connect_session()
 
     client.connect = connect
+
+
+def _ignore_replaced_sockets_disconnects(client: Any) -> None:
+    """Act on a ``disconnect`` only if it came from the socket still in use (slack_sdk 3.48 builtin client).
+
+    The SDK reconnects on every ``disconnect`` frame it dequeues. A second one from the same old
+    socket (Slack's ``warning`` then ``refresh_requested``, or a repeat) was acted on after the switch
+    too: it replaced the brand-new socket and dropped the envelopes already sent to it (15 of 40
+    slash commands in a test). A frame is read only while its socket is current (the SDK ends the old
+    receive loop before it switches), so the session current at enqueue time is the frame's source;
+    frames are processed in order by one thread.
+    """
+    sources: deque[object] = deque()
+    local = threading.local()
+    enqueue, process, reconnect = client.enqueue_message, client.process_message, client.connect_to_new_endpoint
+
+    def enqueue_message(message: str) -> None:
+        if '"disconnect"' in message and _frame_type(message) == "disconnect":
+            sources.append(client.current_session)
+        enqueue(message)
+
+    def process_message() -> None:
+        local.processing = True
+        try:
+            process()
+        finally:
+            local.processing = False
+
+    def connect_to_new_endpoint(force: bool = False) -> None:
+        if force and getattr(local, "processing", False) and sources:  # the SDK's disconnect path
+            source = sources.popleft()
+            if source is not client.current_session:
+                log.info("ignoring a disconnect frame from a socket that was already replaced")
+                return
+        reconnect(force)
+
+    client.enqueue_message = enqueue_message
+    client.process_message = process_message
+    client.connect_to_new_endpoint = connect_to_new_endpoint
+
+
+def _frame_type(message: str) -> object:
+    try:
+        frame = json.loads(message)
+    except ValueError:
+        return None
+    return frame.get("type") if isinstance(frame, dict) else None
 
 
 class Watchdog:

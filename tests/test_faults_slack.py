@@ -143,6 +143,34 @@ def test_a_permanent_error_in_one_channel_is_reported_once_and_never_retried(
 # ---- 4. Socket Mode disconnects and redeliveries ---------------------------------------------------
 
 
+def test_a_repeated_disconnect_from_a_replaced_socket_does_not_drop_the_new_one(
+    tmp_path: Path, slack: FakeSlack, sources: FakeSources, bots: list[BotProcess]
+) -> None:
+    """Slack may send an old socket a second ``disconnect`` (``warning``, then ``refresh_requested``).
+    slack_sdk reconnected on each: the second replaced the brand-new socket and dropped the commands
+    already sent to it (15 of 40 here). Only a disconnect from the socket in use counts now."""
+    serve_announcement(sources, news(5))
+    bot = _start(bots, tmp_path, slack, sources, channels=[channel_config(channel="C0DIGEST1")])
+    wait_for(lambda: _outcome(bot, "C0DIGEST1"), 60, "the digest that fills the archive", bot)
+    envelopes = []
+    for i in range(40):
+        envelopes.append(slack.send_slash_command("/papers", "graph neural network", channel_id=f"C0CMD{i:03d}"))
+        if i in (10, 25):
+            assert slack.disconnect("warning") >= 1
+            time.sleep(0.05)
+            slack.disconnect("refresh_requested")  # the warned socket again, if it is still open
+    unanswered = []
+    for envelope in envelopes:
+        try:
+            slack.wait_ack(envelope, timeout=5)
+        except TimeoutError:
+            unanswered.append(envelope)
+    assert unanswered == []
+    late = [lat for e in envelopes if (lat := slack.envelope(e).ack_latency or 0.0) >= 3.0]
+    assert not late, f"{len(late)} envelopes acked after Slack's 3 s deadline"
+    assert "ignoring a disconnect frame from a socket that was already replaced" in bot.log
+
+
 @pytest.mark.slow
 def test_disconnects_and_redeliveries_lose_nothing_and_answer_each_request_once(
     tmp_path: Path, slack: FakeSlack, sources: FakeSources, bots: list[BotProcess]
